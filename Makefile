@@ -1,0 +1,79 @@
+# llm_gateway — PGXS build.
+#
+# The version is defined once, in llm_gateway.control (default_version); the
+# install script name and the C code's EXTVERSION are derived from it here.
+
+EXTENSION  = llm_gateway
+EXTVERSION := $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(EXTENSION).control)
+
+MODULE_big = llm_gateway
+OBJS = \
+	src/llm_gateway.o \
+	src/guc.o \
+	src/crypto.o \
+	src/http.o \
+	src/json_extract.o \
+	src/request.o \
+	src/catalog.o \
+	src/provider.o \
+	src/provider_openai.o \
+	src/pricing.o \
+	src/ledger.o \
+	src/result.o \
+	src/api.o
+
+DATA_built = $(EXTENSION)--$(EXTVERSION).sql
+DATA = $(filter-out sql/$(EXTENSION).sql,$(wildcard sql/$(EXTENSION)--*--*.sql))
+
+# PostgreSQL headers as system headers: -Wextra judges our code, not theirs.
+PG_CPPFLAGS = -I$(srcdir)/src -DEXTVERSION=\"$(EXTVERSION)\" \
+	-isystem $(shell $(PG_CONFIG) --includedir-server)
+SHLIB_LINK = -lcurl -lcrypto
+
+# pg_regress: one file per feature, in a temporary instance that preloads the
+# library.  test/tmp/regress.conf is written by test/run-tests.sh (it carries
+# the port of the mock provider the harness started).
+REGRESS = setup admin crypto validation complete provider_errors pricing \
+	permissions timeout
+REGRESS_OPTS = --temp-config=test/tmp/regress.conf --temp-instance=./tmp_check \
+	--no-locale --encoding=UTF8 \
+	--load-extension=plpgsql
+
+# TAP tests start their own cluster and mock provider.
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+PROVE_FLAGS = -I test/t
+
+EXTRA_CLEAN = test/tmp results regression.diffs regression.out tmp_check log
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql $(EXTENSION).control
+	cp $< $@
+
+# pg_regress and the TAP suite separately, so the harness can count both even
+# when the first one fails.
+.PHONY: regress-installcheck tap-installcheck test demo deps format format-check
+regress-installcheck:
+	$(pg_regress_installcheck) $(REGRESS_OPTS) $(REGRESS)
+
+tap-installcheck:
+	$(prove_installcheck)
+
+# The two commands of the README.
+test:
+	bash test/run-tests.sh
+
+demo:
+	bash test/demo.sh
+
+deps:
+	bash test/deps.sh
+
+format:
+	clang-format -i src/*.c src/*.h
+
+format-check:
+	bash test/format-check.sh

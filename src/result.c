@@ -1,0 +1,130 @@
+/*
+ * result.c — the jsonb that llm_complete() returns.
+ *
+ * Shape (the v0 contract, plus a few additive fields):
+ *   {"id", "content", "model", "upstream_model", "provider", "finish_reason",
+ *    "cached", "fallback", "attempts": [...], "usage": {...}, "latency_ms",
+ *    "usage_id", "provider_request_id"}
+ * Built as text in the server encoding and read back by jsonb_in: every
+ * value written here is ours or escaped, so the parse cannot fail.
+ */
+#include "llm_gateway.h"
+
+static void
+key(StringInfo b, bool *first, const char *name)
+{
+	if (!*first)
+		appendStringInfoChar(b, ',');
+	*first = false;
+	escape_json(b, name);
+	appendStringInfoChar(b, ':');
+}
+
+static void
+str_field(StringInfo b, bool *first, const char *name, const char *value)
+{
+	key(b, first, name);
+	if (value)
+		escape_json(b, value);
+	else
+		appendStringInfoString(b, "null");
+}
+
+static void
+int_field(StringInfo b, bool *first, const char *name, int64 value)
+{
+	key(b, first, name);
+	appendStringInfo(b, INT64_FORMAT, value);
+}
+
+static void
+ms_field(StringInfo b, bool *first, const char *name, double ms)
+{
+	key(b, first, name);
+	appendStringInfo(b, "%.3f", ms);
+}
+
+static void
+append_attempt(StringInfo b, const LgAttempt *a)
+{
+	bool		first = true;
+
+	appendStringInfoChar(b, '{');
+	int_field(b, &first, "attempt", a->number);
+	str_field(b, &first, "provider", a->dep->provider.name);
+	str_field(b, &first, "model", a->dep->model);
+	str_field(b, &first, "status", lg_attempt_status_name(a->status));
+	str_field(b, &first, "error", a->status == LG_ATTEMPT_OK ? NULL : a->error);
+	key(b, &first, "http_status");
+	if (a->http_status)
+		appendStringInfo(b, "%ld", a->http_status);
+	else
+		appendStringInfoString(b, "null");
+	ms_field(b, &first, "latency_ms", a->latency_ms);
+	appendStringInfoChar(b, '}');
+}
+
+static void
+append_usage(StringInfo b, const LgTenant *tenant, const LgAttempt *a)
+{
+	const LgUsage *u = &a->reply.usage;
+	bool		first = true;
+
+	appendStringInfoChar(b, '{');
+	int_field(b, &first, "input_tokens", u->input_tokens);
+	int_field(b, &first, "output_tokens", u->output_tokens);
+	int_field(b, &first, "cached_tokens", u->cached_tokens);
+	int_field(b, &first, "cache_write_tokens", u->cache_write_tokens);
+	int_field(b, &first, "reasoning_tokens", u->reasoning_tokens);
+	int_field(b, &first, "total_tokens", u->input_tokens + u->output_tokens);
+	key(b, &first, "cost_usd");
+	lg_append_picousd(b, a->cost_picousd);
+	/* tenants bill in USD until exchange rates arrive; see README */
+	key(b, &first, "cost");
+	lg_append_picousd(b, a->cost_picousd);
+	str_field(b, &first, "currency", tenant->currency);
+	key(b, &first, "estimated");
+	appendStringInfoString(b, a->reply.usage_estimated ? "true" : "false");
+	appendStringInfoChar(b, '}');
+}
+
+Jsonb *
+lg_result_build(const LgCall *call, const LgAttempt *attempts, int nattempts,
+				const LgAttempt *final, double latency_ms)
+{
+	StringInfoData b;
+	bool		first = true;
+
+	initStringInfo(&b);
+	appendStringInfoChar(&b, '{');
+	str_field(&b, &first, "id",
+			  DatumGetCString(DirectFunctionCall1(uuid_out,
+												  UUIDPGetDatum(&call->request_id))));
+	str_field(&b, &first, "content", final->reply.content);
+	str_field(&b, &first, "model", final->dep->model);
+	str_field(&b, &first, "upstream_model", final->reply.upstream_model
+			  ? final->reply.upstream_model : final->dep->upstream_model);
+	str_field(&b, &first, "provider", final->dep->provider.name);
+	str_field(&b, &first, "finish_reason", final->reply.finish_reason);
+	key(&b, &first, "cached");
+	appendStringInfoString(&b, "false");
+	key(&b, &first, "fallback");
+	appendStringInfoString(&b, final->number > 1 ? "true" : "false");
+	key(&b, &first, "attempts");
+	appendStringInfoChar(&b, '[');
+	for (int i = 0; i < nattempts; i++)
+	{
+		if (i > 0)
+			appendStringInfoChar(&b, ',');
+		append_attempt(&b, &attempts[i]);
+	}
+	appendStringInfoChar(&b, ']');
+	key(&b, &first, "usage");
+	append_usage(&b, call->tenant, final);
+	ms_field(&b, &first, "latency_ms", latency_ms);
+	int_field(&b, &first, "usage_id", final->usage_id);
+	str_field(&b, &first, "provider_request_id", final->reply.provider_request_id);
+	appendStringInfoChar(&b, '}');
+
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(b.data)));
+}

@@ -19,17 +19,20 @@ check_enabled(void)
 		ereport(ERROR,
 				(errcode(ERRCODE_LG_GATEWAY_DISABLED),
 				 errmsg("llm_gateway is disabled"),
-				 errhint("A superuser can enable it with llm_gateway.enabled = on.")));
+				 errhint("A superuser can enable it with llm_gateway.enabled "
+						 "= on.")));
 }
 
 static void
 check_max_tokens(const LgRequest *req, const LgDeployment *dep)
 {
-	if (dep->max_output_tokens > 0 && req->opt.max_tokens > dep->max_output_tokens)
+	if (dep->max_output_tokens > 0 &&
+		req->opt.max_tokens > dep->max_output_tokens)
 		ereport(ERROR,
 				(errcode(ERRCODE_LG_INVALID_OPTIONS),
 				 errmsg("max_tokens %d exceeds the limit of model \"%s\"",
-						req->opt.max_tokens, dep->model),
+						req->opt.max_tokens,
+						dep->model),
 				 errdetail("The model answers with at most %d tokens.",
 						   dep->max_output_tokens)));
 }
@@ -45,16 +48,19 @@ raise_attempt_error(const LgAttempt *a)
 }
 
 static Jsonb *
-complete(text *tenant_arg, text *model_arg, Jsonb *messages, Jsonb *options,
+complete(text             *tenant_arg,
+		 text             *model_arg,
+		 Jsonb            *messages,
+		 Jsonb            *options,
 		 const LgAttempt **final)
 {
-	LgRequest  *req = palloc(sizeof(LgRequest));
-	LgTenant   *tenant = palloc0(sizeof(LgTenant));
+	LgRequest    *req = palloc(sizeof(LgRequest));
+	LgTenant     *tenant = palloc0(sizeof(LgTenant));
 	LgDeployment *dep = palloc0(sizeof(LgDeployment));
-	LgAttempt  *attempt = palloc0(sizeof(LgAttempt));
-	LgCall		call;
-	instr_time	start;
-	instr_time	elapsed;
+	LgAttempt    *attempt = palloc0(sizeof(LgAttempt));
+	LgCall        call;
+	instr_time    start;
+	instr_time    elapsed;
 
 	INSTR_TIME_SET_CURRENT(start);
 	check_enabled();
@@ -76,7 +82,10 @@ complete(text *tenant_arg, text *model_arg, Jsonb *messages, Jsonb *options,
 	*final = attempt;
 	INSTR_TIME_SET_CURRENT(elapsed);
 	INSTR_TIME_SUBTRACT(elapsed, start);
-	return lg_result_build(&call, attempt, 1, attempt,
+	return lg_result_build(&call,
+						   attempt,
+						   1,
+						   attempt,
 						   INSTR_TIME_GET_MILLISEC(elapsed));
 }
 
@@ -110,7 +119,8 @@ single_user_message(text *prompt)
 	appendStringInfoString(&b, "[{\"role\":\"user\",\"content\":");
 	escape_json(&b, text_to_cstring(prompt));
 	appendStringInfoString(&b, "}]");
-	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(b.data)));
+	return DatumGetJsonbP(
+		DirectFunctionCall1(jsonb_in, CStringGetDatum(b.data)));
 }
 
 /*
@@ -123,7 +133,8 @@ llm_chat(PG_FUNCTION_ARGS)
 
 	(void) complete(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0),
 					PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1),
-					single_user_message(PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2)),
+					single_user_message(
+						PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2)),
 					PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3),
 					&final);
 	if (final->reply.content == NULL)

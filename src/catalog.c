@@ -24,33 +24,52 @@
 /* Columns of the deployment query, in order. */
 enum
 {
-	D_MODEL = 1, D_PROVIDER, D_UPSTREAM, D_PRICE_IN, D_PRICE_OUT,
-	D_PRICE_CACHED, D_PRICE_WRITE, D_MAX_OUT, D_CONTEXT, D_CONFIGURED,
-	D_USABLE, D_DEP_ENABLED, D_KIND, D_BASE_URL, D_KEY, D_API_VERSION,
-	D_TIMEOUT, D_CONNECT_TIMEOUT, D_HEADERS
+	D_MODEL = 1,
+	D_PROVIDER,
+	D_UPSTREAM,
+	D_PRICE_IN,
+	D_PRICE_OUT,
+	D_PRICE_CACHED,
+	D_PRICE_WRITE,
+	D_MAX_OUT,
+	D_CONTEXT,
+	D_CONFIGURED,
+	D_USABLE,
+	D_DEP_ENABLED,
+	D_KIND,
+	D_BASE_URL,
+	D_KEY,
+	D_API_VERSION,
+	D_TIMEOUT,
+	D_CONNECT_TIMEOUT,
+	D_HEADERS
 };
 
 static const char *const tenant_sql =
-"SELECT t.active, t.default_model, t.allowed_models, t.currency,"
-"       ARRAY(SELECT m.member::text FROM llm_gateway.tenant_members m"
-"              WHERE m.tenant = t.tenant)"
-"  FROM llm_gateway.tenants t WHERE t.tenant = $1";
+	"SELECT t.active, t.default_model, t.allowed_models, t.currency,"
+	"       ARRAY(SELECT m.member::text FROM llm_gateway.tenant_members m"
+	"              WHERE m.tenant = t.tenant)"
+	"  FROM llm_gateway.tenants t WHERE t.tenant = $1";
 
 static const char *const deployment_sql =
-"SELECT d.model, d.provider, d.upstream_model,"
-"       (d.input_usd_per_mtok * 1000000)::int8,"
-"       (d.output_usd_per_mtok * 1000000)::int8,"
-"       (coalesce(d.cached_input_usd_per_mtok, d.input_usd_per_mtok) * 1000000)::int8,"
-"       (coalesce(d.cache_write_usd_per_mtok, d.input_usd_per_mtok) * 1000000)::int8,"
-"       coalesce(d.max_output_tokens, 0), coalesce(d.context_window, 0),"
-"       p.name IS NOT NULL, d.enabled AND coalesce(p.enabled, false), d.enabled,"
-"       p.kind, p.base_url, p.api_key_enc, p.api_version,"
-"       coalesce(p.timeout_ms, 0), coalesce(p.connect_timeout_ms, 0),"
-"       ARRAY(SELECT h.key || ': ' || h.value FROM jsonb_each_text(p.headers) h)"
-"  FROM llm_gateway.deployments d"
-"  LEFT JOIN llm_gateway.providers p ON p.name = d.provider"
-" WHERE d.model = $1"
-" ORDER BY 11 DESC, d.priority, p.priority, d.provider";
+	"SELECT d.model, d.provider, d.upstream_model,"
+	"       (d.input_usd_per_mtok * 1000000)::int8,"
+	"       (d.output_usd_per_mtok * 1000000)::int8,"
+	"       (coalesce(d.cached_input_usd_per_mtok, d.input_usd_per_mtok) * "
+	"1000000)::int8,"
+	"       (coalesce(d.cache_write_usd_per_mtok, d.input_usd_per_mtok) * "
+	"1000000)::int8,"
+	"       coalesce(d.max_output_tokens, 0), coalesce(d.context_window, 0),"
+	"       p.name IS NOT NULL, d.enabled AND coalesce(p.enabled, false), "
+	"d.enabled,"
+	"       p.kind, p.base_url, p.api_key_enc, p.api_version,"
+	"       coalesce(p.timeout_ms, 0), coalesce(p.connect_timeout_ms, 0),"
+	"       ARRAY(SELECT h.key || ': ' || h.value FROM "
+	"jsonb_each_text(p.headers) h)"
+	"  FROM llm_gateway.deployments d"
+	"  LEFT JOIN llm_gateway.providers p ON p.name = d.provider"
+	" WHERE d.model = $1"
+	" ORDER BY 11 DESC, d.priority, p.priority, d.provider";
 
 static SPIPlanPtr tenant_plan = NULL;
 static SPIPlanPtr deployment_plan = NULL;
@@ -60,16 +79,18 @@ static SPIPlanPtr deployment_plan = NULL;
 static Oid
 schema_owner(void)
 {
-	Oid			nsp = get_namespace_oid(LG_SCHEMA, true);
-	HeapTuple	tup;
-	Oid			owner;
+	Oid       nsp = get_namespace_oid(LG_SCHEMA, true);
+	HeapTuple tup;
+	Oid       owner;
 
 	if (!OidIsValid(nsp) ||
-		!HeapTupleIsValid(tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp))))
+		!HeapTupleIsValid(
+			tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp))))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_SCHEMA),
 				 errmsg("schema \"%s\" does not exist", LG_SCHEMA),
-				 errhint("Run CREATE EXTENSION llm_gateway in this database.")));
+				 errhint(
+					 "Run CREATE EXTENSION llm_gateway in this database.")));
 	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
 	ReleaseSysCache(tup);
 	return owner;
@@ -78,15 +99,21 @@ schema_owner(void)
 void
 lg_owner_scope_enter(LgOwnerScope *scope)
 {
-	Oid			owner = schema_owner();
+	Oid owner = schema_owner();
 
 	GetUserIdAndSecContext(&scope->saved_userid, &scope->saved_sec_context);
-	SetUserIdAndSecContext(owner, scope->saved_sec_context |
-						   SECURITY_LOCAL_USERID_CHANGE);
+	SetUserIdAndSecContext(owner,
+						   scope->saved_sec_context |
+							   SECURITY_LOCAL_USERID_CHANGE);
 	scope->guc_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-							 true, 0, false);
+	(void) set_config_option("search_path",
+							 "pg_catalog, pg_temp",
+							 PGC_USERSET,
+							 PGC_S_SESSION,
+							 GUC_ACTION_SAVE,
+							 true,
+							 0,
+							 false);
 }
 
 void
@@ -99,11 +126,11 @@ lg_owner_scope_exit(LgOwnerScope *scope)
 bool
 lg_caller_is_admin(void)
 {
-	Oid			caller = GetUserId();
-	Oid			admin = get_role_oid(LG_ADMIN_ROLE, true);
+	Oid caller = GetUserId();
+	Oid admin = get_role_oid(LG_ADMIN_ROLE, true);
 
 	return superuser_arg(caller) ||
-		(OidIsValid(admin) && has_privs_of_role(caller, admin));
+		   (OidIsValid(admin) && has_privs_of_role(caller, admin));
 }
 
 /* ---- SPI helpers: results are copied into the caller's context ---- */
@@ -113,11 +140,13 @@ prepare_once(SPIPlanPtr *cache, const char *sql)
 {
 	if (*cache == NULL)
 	{
-		Oid			argtypes[1] = {TEXTOID};
-		SPIPlanPtr	plan = SPI_prepare(sql, 1, argtypes);
+		Oid        argtypes[1] = {TEXTOID};
+		SPIPlanPtr plan = SPI_prepare(sql, 1, argtypes);
 
 		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+			elog(ERROR,
+				 "SPI_prepare failed: %s",
+				 SPI_result_code_string(SPI_result));
 		SPI_keepplan(plan);
 		*cache = plan;
 	}
@@ -127,8 +156,8 @@ prepare_once(SPIPlanPtr *cache, const char *sql)
 static void
 run_plan(SPIPlanPtr plan, const char *arg)
 {
-	Datum		values[1] = {CStringGetTextDatum(arg)};
-	int			rc = SPI_execute_plan(plan, values, NULL, true, 0);
+	Datum values[1] = {CStringGetTextDatum(arg)};
+	int   rc = SPI_execute_plan(plan, values, NULL, true, 0);
 
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "catalog lookup failed: %s", SPI_result_code_string(rc));
@@ -137,17 +166,19 @@ run_plan(SPIPlanPtr plan, const char *arg)
 static Datum
 col(int row, int column, bool *isnull)
 {
-	return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc,
-						 column, isnull);
+	return SPI_getbinval(SPI_tuptable->vals[row],
+						 SPI_tuptable->tupdesc,
+						 column,
+						 isnull);
 }
 
 static char *
 col_text(int row, int column, MemoryContext cxt)
 {
-	bool		isnull;
-	Datum		d = col(row, column, &isnull);
+	bool          isnull;
+	Datum         d = col(row, column, &isnull);
 	MemoryContext old;
-	char	   *s;
+	char         *s;
 
 	if (isnull)
 		return NULL;
@@ -160,8 +191,8 @@ col_text(int row, int column, MemoryContext cxt)
 static int64
 col_int64(int row, int column)
 {
-	bool		isnull;
-	Datum		d = col(row, column, &isnull);
+	bool  isnull;
+	Datum d = col(row, column, &isnull);
 
 	return isnull ? 0 : DatumGetInt64(d);
 }
@@ -169,8 +200,8 @@ col_int64(int row, int column)
 static int32
 col_int32(int row, int column)
 {
-	bool		isnull;
-	Datum		d = col(row, column, &isnull);
+	bool  isnull;
+	Datum d = col(row, column, &isnull);
 
 	return isnull ? 0 : DatumGetInt32(d);
 }
@@ -178,8 +209,8 @@ col_int32(int row, int column)
 static bool
 col_bool(int row, int column)
 {
-	bool		isnull;
-	Datum		d = col(row, column, &isnull);
+	bool  isnull;
+	Datum d = col(row, column, &isnull);
 
 	return !isnull && DatumGetBool(d);
 }
@@ -188,19 +219,25 @@ col_bool(int row, int column)
 static List *
 col_text_list(int row, int column, MemoryContext cxt)
 {
-	bool		isnull;
-	Datum		d = col(row, column, &isnull);
-	Datum	   *elems;
-	bool	   *nulls;
-	int			n;
-	List	   *list = NIL;
+	bool          isnull;
+	Datum         d = col(row, column, &isnull);
+	Datum        *elems;
+	bool         *nulls;
+	int           n;
+	List         *list = NIL;
 	MemoryContext old;
 
 	if (isnull)
 		return NIL;
 	old = MemoryContextSwitchTo(cxt);
-	deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
-					  &elems, &nulls, &n);
+	deconstruct_array(DatumGetArrayTypeP(d),
+					  TEXTOID,
+					  -1,
+					  false,
+					  TYPALIGN_INT,
+					  &elems,
+					  &nulls,
+					  &n);
 	for (int i = 0; i < n; i++)
 		if (!nulls[i])
 			list = lappend(list, TextDatumGetCString(elems[i]));
@@ -213,12 +250,12 @@ col_text_list(int row, int column, MemoryContext cxt)
 static bool
 caller_is_member(Oid caller, List *members)
 {
-	ListCell   *lc;
+	ListCell *lc;
 
-	foreach(lc, members)
+	foreach (lc, members)
 	{
 		const char *name = (const char *) lfirst(lc);
-		Oid			role;
+		Oid         role;
 
 		if (strcmp(name, "public") == 0)
 			return true;
@@ -232,50 +269,55 @@ caller_is_member(Oid caller, List *members)
 static bool
 model_allowed(List *allowed, const char *model)
 {
-	ListCell   *lc;
+	ListCell *lc;
 
 	if (allowed == NIL)
 		return true;
-	foreach(lc, allowed)
+	foreach (lc, allowed)
 	{
 		const char *pattern = (const char *) lfirst(lc);
-		size_t		len = strlen(pattern);
+		size_t      len = strlen(pattern);
 
 		if (len > 0 && pattern[len - 1] == '*'
-			? strncmp(pattern, model, len - 1) == 0
-			: strcmp(pattern, model) == 0)
+				? strncmp(pattern, model, len - 1) == 0
+				: strcmp(pattern, model) == 0)
 			return true;
 	}
 	return false;
 }
 
 static void
-load_tenant(LgRequest *req, LgTenant *tenant, Oid caller, bool caller_admin,
+load_tenant(LgRequest    *req,
+			LgTenant     *tenant,
+			Oid           caller,
+			bool          caller_admin,
 			MemoryContext cxt)
 {
-	List	   *allowed;
-	char	   *default_model;
+	List *allowed;
+	char *default_model;
 
 	run_plan(prepare_once(&tenant_plan, tenant_sql), req->tenant);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_LG_TENANT_NOT_FOUND),
 				 errmsg("tenant \"%s\" does not exist", req->tenant),
-				 errhint("An administrator creates tenants with llm_tenant_set().")));
-	if (!caller_admin &&
-		!caller_is_member(caller, col_text_list(0, 5, cxt)))
+				 errhint("An administrator creates tenants with "
+						 "llm_tenant_set().")));
+	if (!caller_admin && !caller_is_member(caller, col_text_list(0, 5, cxt)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for tenant \"%s\"", req->tenant),
 				 errdetail("Role \"%s\" is not a member of the tenant.",
 						   GetUserNameFromId(caller, false)),
-				 errhint("An administrator can add it with llm_tenant_set('%s', '{\"members\": [...]}').",
+				 errhint("An administrator can add it with "
+						 "llm_tenant_set('%s', '{\"members\": [...]}').",
 						 req->tenant)));
 	if (!col_bool(0, 1))
 		ereport(ERROR,
 				(errcode(ERRCODE_LG_TENANT_INACTIVE),
 				 errmsg("tenant \"%s\" is not active", req->tenant),
-				 errhint("An administrator can reactivate it with llm_tenant_set('%s', '{\"active\": true}').",
+				 errhint("An administrator can reactivate it with "
+						 "llm_tenant_set('%s', '{\"active\": true}').",
 						 req->tenant)));
 
 	default_model = col_text(0, 2, cxt);
@@ -288,16 +330,23 @@ load_tenant(LgRequest *req, LgTenant *tenant, Oid caller, bool caller_admin,
 		if (default_model == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_LG_MODEL_NOT_FOUND),
-					 errmsg("no model given and tenant \"%s\" has no default model", req->tenant),
-					 errhint("Pass a model, or set one with llm_tenant_set('%s', '{\"default_model\": \"...\"}').",
+					 errmsg("no model given and tenant \"%s\" has no default "
+							"model",
+							req->tenant),
+					 errhint("Pass a model, or set one with "
+							 "llm_tenant_set('%s', '{\"default_model\": "
+							 "\"...\"}').",
 							 req->tenant)));
 		req->model = default_model;
 	}
 	if (!model_allowed(allowed, req->model))
 		ereport(ERROR,
 				(errcode(ERRCODE_LG_MODEL_NOT_ALLOWED),
-				 errmsg("model \"%s\" is not allowed for tenant \"%s\"", req->model, req->tenant),
-				 errhint("The tenant's allowed_models setting lists the models it may use.")));
+				 errmsg("model \"%s\" is not allowed for tenant \"%s\"",
+						req->model,
+						req->tenant),
+				 errhint("The tenant's allowed_models setting lists the "
+						 "models it may use.")));
 }
 
 /* ---- deployment ---- */
@@ -316,26 +365,30 @@ static void
 no_usable_deployment(const char *model, MemoryContext cxt)
 {
 	StringInfoData detail;
-	char	   *first_provider = col_text(0, D_PROVIDER, cxt);
+	char          *first_provider = col_text(0, D_PROVIDER, cxt);
 
 	initStringInfo(&detail);
 	for (uint64 i = 0; i < SPI_processed; i++)
-		appendStringInfo(&detail, "%sProvider \"%s\" %s.", i > 0 ? " " : "",
-						 col_text(i, D_PROVIDER, cxt), unusable_reason(i));
+		appendStringInfo(&detail,
+						 "%sProvider \"%s\" %s.",
+						 i > 0 ? " " : "",
+						 col_text(i, D_PROVIDER, cxt),
+						 unusable_reason(i));
 	ereport(ERROR,
 			(errcode(ERRCODE_LG_NO_DEPLOYMENT),
 			 errmsg("model \"%s\" has no usable deployment", model),
 			 errdetail("%s", detail.data),
-			 errhint("An administrator configures a provider with llm_provider_set('%s', kind, '{\"api_key\": ...}').",
+			 errhint("An administrator configures a provider with "
+					 "llm_provider_set('%s', kind, '{\"api_key\": ...}').",
 					 first_provider)));
 }
 
 static void
 load_provider(LgProvider *p, MemoryContext cxt)
 {
-	bool		isnull;
-	Datum		key = col(0, D_KEY, &isnull);
-	char	   *kind = col_text(0, D_KIND, cxt);
+	bool          isnull;
+	Datum         key = col(0, D_KEY, &isnull);
+	char         *kind = col_text(0, D_KIND, cxt);
 	MemoryContext old;
 
 	p->name = col_text(0, D_PROVIDER, cxt);
@@ -359,7 +412,9 @@ load_deployment(const char *model, LgDeployment *dep, MemoryContext cxt)
 		ereport(ERROR,
 				(errcode(ERRCODE_LG_MODEL_NOT_FOUND),
 				 errmsg("model \"%s\" does not exist", model),
-				 errhint("Model ids look like \"openai/gpt-4o-mini\"; an administrator registers models with llm_model_set().")));
+				 errhint(
+					 "Model ids look like \"openai/gpt-4o-mini\"; an "
+					 "administrator registers models with llm_model_set().")));
 	if (!col_bool(0, D_USABLE))
 		no_usable_deployment(model, cxt);
 
@@ -382,9 +437,9 @@ void
 lg_catalog_resolve(LgRequest *req, LgTenant *tenant, LgDeployment *dep)
 {
 	MemoryContext cxt = CurrentMemoryContext;
-	Oid			caller = GetUserId();
-	bool		caller_admin = lg_caller_is_admin();
-	LgOwnerScope scope;
+	Oid           caller = GetUserId();
+	bool          caller_admin = lg_caller_is_admin();
+	LgOwnerScope  scope;
 
 	lg_owner_scope_enter(&scope);
 	if (SPI_connect() != SPI_OK_CONNECT)

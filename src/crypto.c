@@ -27,11 +27,11 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#define SEAL_VERSION 1
-#define KEY_ID_LEN 4
-#define NONCE_LEN 12
-#define TAG_LEN 16
-#define HEADER_LEN (1 + KEY_ID_LEN + NONCE_LEN)
+#define SEAL_VERSION      1
+#define KEY_ID_LEN        4
+#define NONCE_LEN         12
+#define TAG_LEN           16
+#define HEADER_LEN        (1 + KEY_ID_LEN + NONCE_LEN)
 #define MAX_KEY_FILE_SIZE 4096
 
 typedef struct MasterKey
@@ -43,30 +43,31 @@ typedef struct MasterKey
 /* Key-file cache: re-read only when the file changes. */
 static struct
 {
-	bool		valid;
-	char		path[MAXPGPATH];
-	dev_t		dev;
-	ino_t		ino;
-	time_t		mtime;
-	off_t		size;
-	MasterKey	mk;
+	bool      valid;
+	char      path[MAXPGPATH];
+	dev_t     dev;
+	ino_t     ino;
+	time_t    mtime;
+	off_t     size;
+	MasterKey mk;
 } key_file_cache;
 
 PG_FUNCTION_INFO_V1(llm_gateway_secret_encrypt);
 
 /* SHA-256 of label || data; no PostgreSQL call while the context lives. */
 static void
-labelled_sha256(const char *label, const void *data, size_t len,
+labelled_sha256(const char   *label,
+				const void   *data,
+				size_t        len,
 				unsigned char out[32])
 {
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	bool		ok;
+	bool        ok;
 
-	ok = ctx != NULL &&
-		EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
-		EVP_DigestUpdate(ctx, label, strlen(label) + 1) == 1 &&
-		EVP_DigestUpdate(ctx, data, len) == 1 &&
-		EVP_DigestFinal_ex(ctx, out, NULL) == 1;
+	ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+		 EVP_DigestUpdate(ctx, label, strlen(label) + 1) == 1 &&
+		 EVP_DigestUpdate(ctx, data, len) == 1 &&
+		 EVP_DigestFinal_ex(ctx, out, NULL) == 1;
 	EVP_MD_CTX_free(ctx);
 	if (!ok)
 		ereport(ERROR,
@@ -97,23 +98,24 @@ key_file_mode_ok(const struct stat *st)
 	if (st->st_uid == geteuid())
 		return (st->st_mode & (S_IRWXG | S_IRWXO)) == 0;
 	return st->st_uid == 0 &&
-		(st->st_mode & (S_IWGRP | S_IXGRP | S_IRWXO)) == 0;
+		   (st->st_mode & (S_IWGRP | S_IXGRP | S_IRWXO)) == 0;
 }
 
 static void
 load_key_file(const char *path, MasterKey *mk)
 {
 	struct stat st;
-	char		buf[MAX_KEY_FILE_SIZE + 1];
-	ssize_t		n;
-	int			fd;
+	char        buf[MAX_KEY_FILE_SIZE + 1];
+	ssize_t     n;
+	int         fd;
 
 	fd = open(path, O_RDONLY | PG_BINARY | O_CLOEXEC);
 	if (fd < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_LG_MASTER_KEY_MISSING),
 				 errmsg("could not open master key file \"%s\": %m", path),
-				 errhint("Check llm_gateway.master_key_file; a relative path is relative to the data directory.")));
+				 errhint("Check llm_gateway.master_key_file; a relative path "
+						 "is relative to the data directory.")));
 	if (fstat(fd, &st) != 0)
 	{
 		close(fd);
@@ -126,12 +128,16 @@ load_key_file(const char *path, MasterKey *mk)
 		close(fd);
 		ereport(ERROR,
 				(errcode(ERRCODE_LG_MASTER_KEY_MISSING),
-				 errmsg("master key file \"%s\" is not a regular file private to the server", path),
-				 errhint("It must be owned by the database user with mode 0600 or less, or by root with mode 0640 or less.")));
+				 errmsg("master key file \"%s\" is not a regular file private "
+						"to the server",
+						path),
+				 errhint("It must be owned by the database user with mode "
+						 "0600 or less, or by root with mode 0640 or less.")));
 	}
 	if (key_file_cache.valid && strcmp(key_file_cache.path, path) == 0 &&
 		key_file_cache.dev == st.st_dev && key_file_cache.ino == st.st_ino &&
-		key_file_cache.mtime == st.st_mtime && key_file_cache.size == st.st_size)
+		key_file_cache.mtime == st.st_mtime &&
+		key_file_cache.size == st.st_size)
 	{
 		close(fd);
 		*mk = key_file_cache.mk;
@@ -145,7 +151,8 @@ load_key_file(const char *path, MasterKey *mk)
 		ereport(ERROR,
 				(errcode(ERRCODE_LG_MASTER_KEY_MISSING),
 				 errmsg("could not read master key file \"%s\"", path),
-				 errdetail("The file must hold at most %d bytes.", MAX_KEY_FILE_SIZE)));
+				 errdetail("The file must hold at most %d bytes.",
+						   MAX_KEY_FILE_SIZE)));
 	}
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' ||
 					 buf[n - 1] == ' ' || buf[n - 1] == '\t'))
@@ -177,8 +184,11 @@ get_master_key(MasterKey *mk)
 		ereport(ERROR,
 				(errcode(ERRCODE_LG_MASTER_KEY_MISSING),
 				 errmsg("no master key is configured for llm_gateway"),
-				 errdetail("Provider API keys are stored encrypted and cannot be used without it."),
-				 errhint("Set llm_gateway.master_key or llm_gateway.master_key_file in postgresql.conf and reload the configuration.")));
+				 errdetail("Provider API keys are stored encrypted and cannot "
+						   "be used without it."),
+				 errhint("Set llm_gateway.master_key or "
+						 "llm_gateway.master_key_file in postgresql.conf and "
+						 "reload the configuration.")));
 }
 
 /*
@@ -187,29 +197,43 @@ get_master_key(MasterKey *mk)
  * free.  Returns false when OpenSSL fails (for decryption: a bad tag).
  */
 static bool
-aes_gcm(bool encrypt, const unsigned char *key, const unsigned char *nonce,
-		const char *aad, const unsigned char *in, int inlen,
-		unsigned char *out, unsigned char *tag)
+aes_gcm(bool                 encrypt,
+		const unsigned char *key,
+		const unsigned char *nonce,
+		const char          *aad,
+		const unsigned char *in,
+		int                  inlen,
+		unsigned char       *out,
+		unsigned char       *tag)
 {
 	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-	int			len;
-	bool		ok;
+	int             len;
+	bool            ok;
 
 	if (ctx == NULL)
 		return false;
-	ok = (encrypt ? EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL)
-		  : EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL)) == 1 &&
-		EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, NONCE_LEN, NULL) == 1 &&
+	ok =
+		(encrypt
+			 ? EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL)
+			 : EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL)) ==
+			1 &&
+		EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, NONCE_LEN, NULL) ==
+			1 &&
 		(encrypt ? EVP_EncryptInit_ex(ctx, NULL, NULL, key, nonce)
-		 : EVP_DecryptInit_ex(ctx, NULL, NULL, key, nonce)) == 1 &&
-		EVP_CipherUpdate(ctx, NULL, &len, (const unsigned char *) aad, strlen(aad)) == 1 &&
+				 : EVP_DecryptInit_ex(ctx, NULL, NULL, key, nonce)) == 1 &&
+		EVP_CipherUpdate(ctx,
+						 NULL,
+						 &len,
+						 (const unsigned char *) aad,
+						 strlen(aad)) == 1 &&
 		EVP_CipherUpdate(ctx, out, &len, in, inlen) == 1;
 	if (ok && encrypt)
 		ok = EVP_EncryptFinal_ex(ctx, out + len, &len) == 1 &&
-			EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, TAG_LEN, tag) == 1;
+			 EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, TAG_LEN, tag) == 1;
 	else if (ok)
-		ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TAG_LEN, tag) == 1 &&
-			EVP_DecryptFinal_ex(ctx, out + len, &len) == 1;
+		ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TAG_LEN, tag) ==
+				 1 &&
+			 EVP_DecryptFinal_ex(ctx, out + len, &len) == 1;
 	EVP_CIPHER_CTX_free(ctx);
 	return ok;
 }
@@ -217,8 +241,8 @@ aes_gcm(bool encrypt, const unsigned char *key, const unsigned char *nonce,
 bytea *
 lg_secret_encrypt(const char *plain, size_t len, const char *context)
 {
-	MasterKey	mk;
-	bytea	   *sealed;
+	MasterKey      mk;
+	bytea         *sealed;
 	unsigned char *p;
 
 	if (len > 64 * 1024)
@@ -239,9 +263,14 @@ lg_secret_encrypt(const char *plain, size_t len, const char *context)
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not generate a random nonce")));
 	}
-	if (!aes_gcm(true, mk.key, p + 1 + KEY_ID_LEN, context,
-				 (const unsigned char *) plain, (int) len,
-				 p + HEADER_LEN, p + HEADER_LEN + len))
+	if (!aes_gcm(true,
+				 mk.key,
+				 p + 1 + KEY_ID_LEN,
+				 context,
+				 (const unsigned char *) plain,
+				 (int) len,
+				 p + HEADER_LEN,
+				 p + HEADER_LEN + len))
 	{
 		explicit_bzero(&mk, sizeof(mk));
 		ereport(ERROR,
@@ -257,19 +286,23 @@ lg_secret_encrypt(const char *plain, size_t len, const char *context)
  * any byte of the secret.
  */
 char *
-lg_secret_decrypt(const bytea *sealed, const char *context, const char *owner_name)
+lg_secret_decrypt(const bytea *sealed,
+				  const char  *context,
+				  const char  *owner_name)
 {
 	const unsigned char *p = (const unsigned char *) VARDATA_ANY(sealed);
-	size_t		total = VARSIZE_ANY_EXHDR(sealed);
-	size_t		len;
-	MasterKey	mk;
-	char	   *plain;
-	bool		ok;
+	size_t               total = VARSIZE_ANY_EXHDR(sealed);
+	size_t               len;
+	MasterKey            mk;
+	char                *plain;
+	bool                 ok;
 
 	if (total < HEADER_LEN + TAG_LEN || p[0] != SEAL_VERSION)
 		ereport(ERROR,
 				(errcode(ERRCODE_LG_SECRET_UNREADABLE),
-				 errmsg("the stored API key of provider \"%s\" is not in a format this version understands", owner_name),
+				 errmsg("the stored API key of provider \"%s\" is not in a "
+						"format this version understands",
+						owner_name),
 				 errhint("Set the key again with llm_provider_set().")));
 	get_master_key(&mk);
 	if (memcmp(p + 1, mk.id, KEY_ID_LEN) != 0)
@@ -277,13 +310,21 @@ lg_secret_decrypt(const bytea *sealed, const char *context, const char *owner_na
 		explicit_bzero(&mk, sizeof(mk));
 		ereport(ERROR,
 				(errcode(ERRCODE_LG_SECRET_UNREADABLE),
-				 errmsg("the API key of provider \"%s\" was encrypted with a different master key", owner_name),
-				 errhint("Restore the master key it was stored with, or set the key again with llm_provider_set().")));
+				 errmsg("the API key of provider \"%s\" was encrypted with a "
+						"different master key",
+						owner_name),
+				 errhint("Restore the master key it was stored with, or set "
+						 "the key again with llm_provider_set().")));
 	}
 	len = total - HEADER_LEN - TAG_LEN;
 	plain = palloc(len + 1);
-	ok = aes_gcm(false, mk.key, p + 1 + KEY_ID_LEN, context,
-				 p + HEADER_LEN, (int) len, (unsigned char *) plain,
+	ok = aes_gcm(false,
+				 mk.key,
+				 p + 1 + KEY_ID_LEN,
+				 context,
+				 p + HEADER_LEN,
+				 (int) len,
+				 (unsigned char *) plain,
 				 (unsigned char *) p + HEADER_LEN + len);
 	explicit_bzero(&mk, sizeof(mk));
 	if (!ok)
@@ -291,7 +332,9 @@ lg_secret_decrypt(const bytea *sealed, const char *context, const char *owner_na
 		explicit_bzero(plain, len + 1);
 		ereport(ERROR,
 				(errcode(ERRCODE_LG_SECRET_UNREADABLE),
-				 errmsg("the stored API key of provider \"%s\" failed its integrity check", owner_name),
+				 errmsg("the stored API key of provider \"%s\" failed its "
+						"integrity check",
+						owner_name),
 				 errhint("Set the key again with llm_provider_set().")));
 	}
 	plain[len] = '\0';
@@ -317,9 +360,10 @@ lg_secret_free(char *secret)
 Datum
 llm_gateway_secret_encrypt(PG_FUNCTION_ARGS)
 {
-	text	   *secret = PG_GETARG_TEXT_PP(0);
-	char	   *context = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	text *secret = PG_GETARG_TEXT_PP(0);
+	char *context = text_to_cstring(PG_GETARG_TEXT_PP(1));
 
 	PG_RETURN_BYTEA_P(lg_secret_encrypt(VARDATA_ANY(secret),
-										VARSIZE_ANY_EXHDR(secret), context));
+										VARSIZE_ANY_EXHDR(secret),
+										context));
 }

@@ -11,14 +11,14 @@
  */
 #include "llm_gateway.h"
 
-bool		lg_enabled = true;
-char	   *lg_master_key = NULL;
-char	   *lg_master_key_file = NULL;
-int			lg_timeout_ms = 60000;
-int			lg_connect_timeout_ms = 10000;
-int			lg_max_response_kb = 8 * 1024;
-int			lg_max_request_kb = 8 * 1024;
-char	   *lg_ca_bundle = NULL;
+bool  lg_enabled = true;
+char *lg_master_key = NULL;
+char *lg_master_key_file = NULL;
+int   lg_timeout_ms = 60000;
+int   lg_connect_timeout_ms = 10000;
+int   lg_max_response_kb = 8 * 1024;
+int   lg_max_request_kb = 8 * 1024;
+char *lg_ca_bundle = NULL;
 
 static const char *
 show_master_key(void)
@@ -31,61 +31,110 @@ lg_define_settings(void)
 {
 	DefineCustomBoolVariable("llm_gateway.enabled",
 							 "Allows llm_complete() to call providers.",
-							 "When off, every call is refused with SQLSTATE LG006.",
-							 &lg_enabled, true,
-							 PGC_SUSET, 0,
-							 NULL, NULL, NULL);
+							 "When off, every call is refused with SQLSTATE "
+							 "LG006.",
+							 &lg_enabled,
+							 true,
+							 PGC_SUSET,
+							 0,
+							 NULL,
+							 NULL,
+							 NULL);
 
-	DefineCustomStringVariable("llm_gateway.master_key",
-							   "Master key protecting the stored provider API keys.",
-							   "Any string; 32 random bytes in hex (openssl rand -hex 32) are recommended. "
-							   "Never shown: SHOW prints only whether it is set.",
-							   &lg_master_key, "",
-							   PGC_SIGHUP,
-							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
-							   NULL, NULL, show_master_key);
+	DefineCustomStringVariable(
+		"llm_gateway.master_key",
+		"Master key protecting the stored provider API keys.",
+		"Any string; 32 random bytes in hex (openssl rand -hex 32) are "
+		"recommended. "
+		"Never shown: SHOW prints only whether it is set.",
+		&lg_master_key,
+		"",
+		PGC_SIGHUP,
+		GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+		NULL,
+		NULL,
+		show_master_key);
 
 	DefineCustomStringVariable("llm_gateway.master_key_file",
-							   "File holding the master key, used when llm_gateway.master_key is empty.",
-							   "Must be owned by the server user and not readable by group or others.",
-							   &lg_master_key_file, "",
-							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
-							   NULL, NULL, NULL);
+							   "File holding the master key, used when "
+							   "llm_gateway.master_key is empty.",
+							   "Must be owned by the server user and not "
+							   "readable by group or others.",
+							   &lg_master_key_file,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY,
+							   NULL,
+							   NULL,
+							   NULL);
 
 	DefineCustomIntVariable("llm_gateway.timeout_ms",
-							"Default total time allowed for one provider request.",
-							"A provider's timeout_ms or the call's timeout_ms option takes precedence.",
-							&lg_timeout_ms, 60000, 100, 3600000,
-							PGC_USERSET, GUC_UNIT_MS,
-							NULL, NULL, NULL);
+							"Default total time allowed for one provider "
+							"request.",
+							"A provider's timeout_ms or the call's timeout_ms "
+							"option takes precedence.",
+							&lg_timeout_ms,
+							60000,
+							100,
+							3600000,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL,
+							NULL,
+							NULL);
 
 	DefineCustomIntVariable("llm_gateway.connect_timeout_ms",
 							"Default time allowed to connect to a provider.",
 							NULL,
-							&lg_connect_timeout_ms, 10000, 100, 600000,
-							PGC_USERSET, GUC_UNIT_MS,
-							NULL, NULL, NULL);
+							&lg_connect_timeout_ms,
+							10000,
+							100,
+							600000,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL,
+							NULL,
+							NULL);
 
 	DefineCustomIntVariable("llm_gateway.max_response_size",
 							"Largest provider response body accepted.",
-							"Larger responses are refused with SQLSTATE LG027.",
-							&lg_max_response_kb, 8 * 1024, 64, 1024 * 1024,
-							PGC_SUSET, GUC_UNIT_KB,
-							NULL, NULL, NULL);
+							"Larger responses are refused with SQLSTATE "
+							"LG027.",
+							&lg_max_response_kb,
+							8 * 1024,
+							64,
+							1024 * 1024,
+							PGC_SUSET,
+							GUC_UNIT_KB,
+							NULL,
+							NULL,
+							NULL);
 
 	DefineCustomIntVariable("llm_gateway.max_request_size",
 							"Largest total size of the messages of one call.",
-							"Larger requests are refused with SQLSTATE LG010 before any provider is called.",
-							&lg_max_request_kb, 8 * 1024, 1, 1024 * 1024,
-							PGC_SUSET, GUC_UNIT_KB,
-							NULL, NULL, NULL);
+							"Larger requests are refused with SQLSTATE LG010 "
+							"before any provider is called.",
+							&lg_max_request_kb,
+							8 * 1024,
+							1,
+							1024 * 1024,
+							PGC_SUSET,
+							GUC_UNIT_KB,
+							NULL,
+							NULL,
+							NULL);
 
-	DefineCustomStringVariable("llm_gateway.ca_bundle",
-							   "CA certificate bundle used to verify providers' TLS certificates.",
-							   "Empty means the system's default bundle.  Verification is always on.",
-							   &lg_ca_bundle, "",
-							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
-							   NULL, NULL, NULL);
+	DefineCustomStringVariable(
+		"llm_gateway.ca_bundle",
+		"CA certificate bundle used to verify providers' TLS certificates.",
+		"Empty means the system's default bundle.  Verification is always on.",
+		&lg_ca_bundle,
+		"",
+		PGC_SIGHUP,
+		GUC_SUPERUSER_ONLY,
+		NULL,
+		NULL,
+		NULL);
 
 	MarkGUCPrefixReserved("llm_gateway");
 }

@@ -27,34 +27,36 @@
 #include "pgstat.h"
 #include "utils/wait_event.h"
 
-#define POLL_MS 20
+#define POLL_MS        20
 #define INITIAL_BUFFER 16384
 
 /* Check every curl_easy_setopt and name the option when it fails. */
-#define SETOPT(handle, option, value) \
-	do { \
-		CURLcode	rc_ = curl_easy_setopt((handle), (option), (value)); \
-		if (rc_ != CURLE_OK) \
-			ereport(ERROR, \
-					(errcode(ERRCODE_INTERNAL_ERROR), \
-					 errmsg("could not set libcurl option %s: %s", \
-							#option, curl_easy_strerror(rc_)))); \
+#define SETOPT(handle, option, value)                                 \
+	do                                                                \
+	{                                                                 \
+		CURLcode rc_ = curl_easy_setopt((handle), (option), (value)); \
+		if (rc_ != CURLE_OK)                                          \
+			ereport(ERROR,                                            \
+					(errcode(ERRCODE_INTERNAL_ERROR),                 \
+					 errmsg("could not set libcurl option %s: %s",    \
+							#option,                                  \
+							curl_easy_strerror(rc_))));               \
 	} while (0)
 
 typedef struct Transfer
 {
-	char	   *buf;			/* malloc'd */
-	size_t		len;
-	size_t		cap;
-	size_t		max;
-	bool		too_large;
-	bool		out_of_memory;
+	char           *buf; /* malloc'd */
+	size_t          len;
+	size_t          cap;
+	size_t          max;
+	bool            too_large;
+	bool            out_of_memory;
 	LgHttpResponse *resp;
-	char		errbuf[CURL_ERROR_SIZE];
+	char            errbuf[CURL_ERROR_SIZE];
 } Transfer;
 
 static CURLM *lg_multi = NULL;
-static CURL *lg_easy = NULL;
+static CURL  *lg_easy = NULL;
 
 static void
 http_init(void)
@@ -82,8 +84,8 @@ http_init(void)
 static size_t
 write_cb(char *data, size_t size, size_t nmemb, void *userdata)
 {
-	Transfer   *t = (Transfer *) userdata;
-	size_t		n = size * nmemb;
+	Transfer *t = (Transfer *) userdata;
+	size_t    n = size * nmemb;
 
 	if (t->len + n > t->max)
 	{
@@ -92,8 +94,8 @@ write_cb(char *data, size_t size, size_t nmemb, void *userdata)
 	}
 	if (t->len + n + 1 > t->cap)
 	{
-		size_t		cap = t->cap ? t->cap : INITIAL_BUFFER;
-		char	   *grown;
+		size_t cap = t->cap ? t->cap : INITIAL_BUFFER;
+		char  *grown;
 
 		while (cap < t->len + n + 1)
 			cap *= 2;
@@ -126,12 +128,16 @@ copy_header_value(char *dst, size_t dstlen, const char *value, size_t len)
 }
 
 static bool
-header_is(const char *line, size_t len, const char *name, const char **value,
-		  size_t *vlen)
+header_is(const char  *line,
+		  size_t       len,
+		  const char  *name,
+		  const char **value,
+		  size_t      *vlen)
 {
-	size_t		nlen = strlen(name);
+	size_t nlen = strlen(name);
 
-	if (len <= nlen || line[nlen] != ':' || pg_strncasecmp(line, name, nlen) != 0)
+	if (len <= nlen || line[nlen] != ':' ||
+		pg_strncasecmp(line, name, nlen) != 0)
 		return false;
 	*value = line + nlen + 1;
 	*vlen = len - nlen - 1;
@@ -142,11 +148,11 @@ header_is(const char *line, size_t len, const char *name, const char **value,
 static size_t
 header_cb(char *line, size_t size, size_t nitems, void *userdata)
 {
-	Transfer   *t = (Transfer *) userdata;
+	Transfer       *t = (Transfer *) userdata;
 	LgHttpResponse *r = t->resp;
-	size_t		len = size * nitems;
-	const char *v;
-	size_t		vlen;
+	size_t          len = size * nitems;
+	const char     *v;
+	size_t          vlen;
 
 	/* A new status line (after 100 Continue, say) starts a new header set. */
 	if (len > 5 && strncmp(line, "HTTP/", 5) == 0)
@@ -157,7 +163,10 @@ header_cb(char *line, size_t size, size_t nitems, void *userdata)
 	else if (header_is(line, len, "content-type", &v, &vlen))
 		copy_header_value(r->content_type, sizeof(r->content_type), v, vlen);
 	else if (header_is(line, len, "content-encoding", &v, &vlen))
-		copy_header_value(r->content_encoding, sizeof(r->content_encoding), v, vlen);
+		copy_header_value(r->content_encoding,
+						  sizeof(r->content_encoding),
+						  v,
+						  vlen);
 	else if (header_is(line, len, "retry-after", &v, &vlen))
 		copy_header_value(r->retry_after, sizeof(r->retry_after), v, vlen);
 	else if (header_is(line, len, "x-request-id", &v, &vlen) ||
@@ -189,7 +198,7 @@ wipe_and_free_headers(struct curl_slist *list)
 static void
 setup_easy(const LgHttpRequest *req, struct curl_slist *headers, Transfer *t)
 {
-	CURL	   *h = lg_easy;
+	CURL *h = lg_easy;
 
 	SETOPT(h, CURLOPT_URL, req->url);
 	SETOPT(h, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -222,13 +231,13 @@ setup_easy(const LgHttpRequest *req, struct curl_slist *headers, Transfer *t)
 static CURLcode
 run_transfer(void)
 {
-	CURLMsg    *msg;
-	int			running = 1;
-	int			pending;
+	CURLMsg *msg;
+	int      running = 1;
+	int      pending;
 
 	while (running)
 	{
-		CURLMcode	mc;
+		CURLMcode mc;
 
 		CHECK_FOR_INTERRUPTS();
 		mc = curl_multi_perform(lg_multi, &running);
@@ -283,7 +292,7 @@ classify(CURLcode rc, const Transfer *t)
 static void
 finish_response(CURLcode rc, Transfer *t, LgHttpResponse *resp)
 {
-	long		new_connections = 0;
+	long new_connections = 0;
 
 	if (t->out_of_memory)
 		ereport(ERROR,
@@ -294,7 +303,8 @@ finish_response(CURLcode rc, Transfer *t, LgHttpResponse *resp)
 	curl_easy_getinfo(lg_easy, CURLINFO_NUM_CONNECTS, &new_connections);
 	resp->reused_connection = (new_connections == 0);
 	if (resp->failure != LG_HTTP_OK)
-		strlcpy(resp->error, t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc),
+		strlcpy(resp->error,
+				t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc),
 				sizeof(resp->error));
 	resp->body = palloc(t->len + 1);
 	if (t->len > 0)
@@ -306,10 +316,10 @@ finish_response(CURLcode rc, Transfer *t, LgHttpResponse *resp)
 void
 lg_http_post(const LgHttpRequest *req, LgHttpResponse *resp)
 {
-	Transfer	t;
+	Transfer t;
 	struct curl_slist *volatile headers = NULL;
 	volatile bool added = false;
-	ListCell   *lc;
+	ListCell     *lc;
 
 	memset(resp, 0, sizeof(*resp));
 	memset(&t, 0, sizeof(t));
@@ -319,9 +329,9 @@ lg_http_post(const LgHttpRequest *req, LgHttpResponse *resp)
 
 	PG_TRY();
 	{
-		CURLMcode	mc;
+		CURLMcode mc;
 
-		foreach(lc, req->headers)
+		foreach (lc, req->headers)
 			headers = append_header(headers, (const char *) lfirst(lc));
 		/* libcurl would otherwise wait for "100 Continue" on large bodies */
 		headers = append_header(headers, "Expect:");
@@ -352,11 +362,11 @@ lg_http_post(const LgHttpRequest *req, LgHttpResponse *resp)
 void
 lg_http_wipe_request(LgHttpRequest *req)
 {
-	ListCell   *lc;
+	ListCell *lc;
 
-	foreach(lc, req->headers)
+	foreach (lc, req->headers)
 	{
-		char	   *line = (char *) lfirst(lc);
+		char *line = (char *) lfirst(lc);
 
 		explicit_bzero(line, strlen(line));
 	}

@@ -19,13 +19,13 @@
 
 typedef struct ExtractState
 {
-	LgJsonField *fields;
-	int			nfields;
+	LgJsonField   *fields;
+	int            nfields;
 	StringInfoData path;
-	int			depth;			/* number of components in path */
-	int			offsets[MAX_DEPTH + 1]; /* path.len before each component */
-	int			overflow;		/* levels deeper than MAX_DEPTH */
-	int			array_index[MAX_DEPTH + 1]; /* next index per array level */
+	int            depth;                  /* number of components in path */
+	int            offsets[MAX_DEPTH + 1]; /* path.len before each component */
+	int            overflow;               /* levels deeper than MAX_DEPTH */
+	int            array_index[MAX_DEPTH + 1]; /* next index per array level */
 } ExtractState;
 
 static void
@@ -85,14 +85,17 @@ path_matches(const char *pattern, const char *path)
 }
 
 static void
-on_object_field_start(void *state, char *fname, pg_attribute_unused() bool isnull)
+on_object_field_start(void                      *state,
+					  char                      *fname,
+					  pg_attribute_unused() bool isnull)
 {
 	push_component((ExtractState *) state, fname);
 }
 
 static void
-on_object_field_end(void *state, pg_attribute_unused() char *fname,
-					pg_attribute_unused() bool isnull)
+on_object_field_end(void                       *state,
+					pg_attribute_unused() char *fname,
+					pg_attribute_unused() bool  isnull)
 {
 	pop_component((ExtractState *) state);
 }
@@ -110,10 +113,12 @@ static void
 on_array_element_start(void *state, pg_attribute_unused() bool isnull)
 {
 	ExtractState *st = (ExtractState *) state;
-	char		index[16];
-	int			level = st->depth;
+	char          index[16];
+	int           level = st->depth;
 
-	snprintf(index, sizeof(index), "%d",
+	snprintf(index,
+			 sizeof(index),
+			 "%d",
 			 level <= MAX_DEPTH ? st->array_index[level]++ : 0);
 	push_component(st, index);
 }
@@ -155,12 +160,12 @@ on_scalar(void *state, char *token, JsonTokenType tokentype)
  * that is absent has found = false; one that is null has is_null = true.
  */
 bool
-lg_json_extract(const char *json, size_t len, LgJsonField *fields, int nfields,
-				char **why)
+lg_json_extract(
+	const char *json, size_t len, LgJsonField *fields, int nfields, char **why)
 {
-	ExtractState st;
-	JsonSemAction sem;
-	JsonLexContext *lex;
+	ExtractState       st;
+	JsonSemAction      sem;
+	JsonLexContext    *lex;
 	JsonParseErrorType rc;
 
 	for (int i = 0; i < nfields; i++)
@@ -193,7 +198,8 @@ lg_json_extract(const char *json, size_t len, LgJsonField *fields, int nfields,
 	sem.array_element_end = on_array_element_end;
 	sem.scalar = on_scalar;
 
-	lex = makeJsonLexContextCstringLen((char *) json, (int) len, PG_UTF8, true);
+	lex =
+		makeJsonLexContextCstringLen((char *) json, (int) len, PG_UTF8, true);
 	rc = pg_parse_json(lex, &sem);
 	if (rc != JSON_SUCCESS)
 	{

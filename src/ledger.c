@@ -14,23 +14,23 @@
 #define NPARAMS 26
 
 static const char *const insert_sql =
-"INSERT INTO llm_gateway.usage"
-" (created_at, request_id, attempt, tenant, agent, channel, session_id,"
-"  conversation_id, model, provider, upstream_model, status, http_status,"
-"  error_code, error, input_tokens, cached_tokens, cache_write_tokens,"
-"  reasoning_tokens, output_tokens, usage_estimated, cost_usd, latency_ms,"
-"  finish_reason, provider_request_id, metadata)"
-" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,"
-"  $16, $17, $18, $19, $20, $21, $22::numeric / 1000000000000,"
-"  round($23::numeric, 3), $24, $25, $26)"
-" RETURNING id";
+	"INSERT INTO llm_gateway.usage"
+	" (created_at, request_id, attempt, tenant, agent, channel, session_id,"
+	"  conversation_id, model, provider, upstream_model, status, http_status,"
+	"  error_code, error, input_tokens, cached_tokens, cache_write_tokens,"
+	"  reasoning_tokens, output_tokens, usage_estimated, cost_usd, latency_ms,"
+	"  finish_reason, provider_request_id, metadata)"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
+	"$15,"
+	"  $16, $17, $18, $19, $20, $21, $22::numeric / 1000000000000,"
+	"  round($23::numeric, 3), $24, $25, $26)"
+	" RETURNING id";
 
-static const Oid param_types[NPARAMS] = {
-	TIMESTAMPTZOID, UUIDOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-	TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, TEXTOID, TEXTOID,
-	INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, BOOLOID, INT8OID, FLOAT8OID,
-	TEXTOID, TEXTOID, JSONBOID
-};
+static const Oid param_types[NPARAMS] =
+	{TIMESTAMPTZOID, UUIDOID,   INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+	 TEXTOID,        TEXTOID,   TEXTOID, TEXTOID, TEXTOID, INT4OID, TEXTOID,
+	 TEXTOID,        INT8OID,   INT8OID, INT8OID, INT8OID, INT8OID, BOOLOID,
+	 INT8OID,        FLOAT8OID, TEXTOID, TEXTOID, JSONBOID};
 
 static SPIPlanPtr insert_plan = NULL;
 
@@ -41,8 +41,8 @@ lg_uuid_generate(pg_uuid_t *uuid)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not generate a random request id")));
-	uuid->data[6] = (uuid->data[6] & 0x0f) | 0x40;	/* version 4 */
-	uuid->data[8] = (uuid->data[8] & 0x3f) | 0x80;	/* RFC 4122 variant */
+	uuid->data[6] = (uuid->data[6] & 0x0f) | 0x40; /* version 4 */
+	uuid->data[8] = (uuid->data[8] & 0x3f) | 0x80; /* RFC 4122 variant */
 }
 
 static void
@@ -66,7 +66,7 @@ static void
 fill_params(const LgCall *call, const LgAttempt *a, Datum *v, char *n)
 {
 	const LgOptions *o = &call->req->opt;
-	const LgUsage *u = &a->reply.usage;
+	const LgUsage   *u = &a->reply.usage;
 
 	memset(n, ' ', NPARAMS);
 	v[0] = TimestampTzGetDatum(call->started_at);
@@ -79,13 +79,20 @@ fill_params(const LgCall *call, const LgAttempt *a, Datum *v, char *n)
 	set_text(v, n, 7, o->conversation_id);
 	set_text(v, n, 8, a->dep->model);
 	set_text(v, n, 9, a->dep->provider.name);
-	set_text(v, n, 10, a->reply.upstream_model ? a->reply.upstream_model
-			 : a->dep->upstream_model);
+	set_text(v,
+			 n,
+			 10,
+			 a->reply.upstream_model ? a->reply.upstream_model
+									 : a->dep->upstream_model);
 	set_text(v, n, 11, lg_attempt_status_name(a->status));
 	v[12] = Int32GetDatum((int32) a->http_status);
 	if (a->http_status == 0)
 		n[12] = 'n';
-	set_text(v, n, 13, a->status == LG_ATTEMPT_OK ? NULL : unpack_sql_state(a->sqlstate));
+	set_text(v,
+			 n,
+			 13,
+			 a->status == LG_ATTEMPT_OK ? NULL
+										: unpack_sql_state(a->sqlstate));
 	set_text(v, n, 14, error_text(a));
 	v[15] = Int64GetDatum(u->input_tokens);
 	v[16] = Int64GetDatum(u->cached_tokens);
@@ -107,11 +114,11 @@ fill_params(const LgCall *call, const LgAttempt *a, Datum *v, char *n)
 void
 lg_ledger_record(const LgCall *call, LgAttempt *attempt)
 {
-	Datum		values[NPARAMS];
-	char		nulls[NPARAMS];
+	Datum        values[NPARAMS];
+	char         nulls[NPARAMS];
 	LgOwnerScope scope;
-	bool		isnull;
-	int			rc;
+	bool         isnull;
+	int          rc;
 
 	fill_params(call, attempt, values, nulls);
 	lg_owner_scope_enter(&scope);
@@ -119,18 +126,24 @@ lg_ledger_record(const LgCall *call, LgAttempt *attempt)
 		elog(ERROR, "SPI_connect failed");
 	if (insert_plan == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare(insert_sql, NPARAMS, (Oid *) param_types);
+		SPIPlanPtr plan =
+			SPI_prepare(insert_sql, NPARAMS, (Oid *) param_types);
 
 		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+			elog(ERROR,
+				 "SPI_prepare failed: %s",
+				 SPI_result_code_string(SPI_result));
 		SPI_keepplan(plan);
 		insert_plan = plan;
 	}
 	rc = SPI_execute_plan(insert_plan, values, nulls, false, 1);
 	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
-		elog(ERROR, "could not write the usage ledger: %s", SPI_result_code_string(rc));
+		elog(ERROR,
+			 "could not write the usage ledger: %s",
+			 SPI_result_code_string(rc));
 	attempt->usage_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-													SPI_tuptable->tupdesc, 1,
+													SPI_tuptable->tupdesc,
+													1,
 													&isnull));
 	SPI_finish();
 	lg_owner_scope_exit(&scope);

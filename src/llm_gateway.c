@@ -12,7 +12,7 @@
 
 PG_MODULE_MAGIC;
 
-void		_PG_init(void);
+void _PG_init(void);
 
 void
 _PG_init(void)
@@ -20,8 +20,10 @@ _PG_init(void)
 	if (!process_shared_preload_libraries_in_progress)
 		ereport(ERROR,
 				(errcode(ERRCODE_LG_NOT_PRELOADED),
-				 errmsg("llm_gateway must be loaded via shared_preload_libraries"),
-				 errhint("Add llm_gateway to shared_preload_libraries in postgresql.conf and restart the server.")));
+				 errmsg("llm_gateway must be loaded via "
+						"shared_preload_libraries"),
+				 errhint("Add llm_gateway to shared_preload_libraries in "
+						 "postgresql.conf and restart the server.")));
 
 	lg_define_settings();
 }

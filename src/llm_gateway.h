@@ -18,44 +18,44 @@
 
 #include "pg_prelude.h"
 
-#define LG_SCHEMA "llm_gateway"
+#define LG_SCHEMA     "llm_gateway"
 #define LG_ADMIN_ROLE "llm_gateway_admin"
 
 /*
  * SQLSTATEs of the gateway's own refusals: class LG (implementation-defined
  * classes start with I-Z).  The README documents every one of them.
  */
-#define ERRCODE_LG_TENANT_NOT_FOUND			MAKE_SQLSTATE('L','G','0','0','1')
-#define ERRCODE_LG_MODEL_NOT_FOUND			MAKE_SQLSTATE('L','G','0','0','2')
-#define ERRCODE_LG_PROVIDER_NOT_FOUND		MAKE_SQLSTATE('L','G','0','0','3')
-#define ERRCODE_LG_TENANT_INACTIVE			MAKE_SQLSTATE('L','G','0','0','4')
-#define ERRCODE_LG_MODEL_NOT_ALLOWED		MAKE_SQLSTATE('L','G','0','0','5')
-#define ERRCODE_LG_GATEWAY_DISABLED			MAKE_SQLSTATE('L','G','0','0','6')
-#define ERRCODE_LG_NO_DEPLOYMENT			MAKE_SQLSTATE('L','G','0','0','7')
-#define ERRCODE_LG_INVALID_MESSAGES			MAKE_SQLSTATE('L','G','0','1','0')
-#define ERRCODE_LG_INVALID_OPTIONS			MAKE_SQLSTATE('L','G','0','1','1')
-#define ERRCODE_LG_INVALID_CONFIG			MAKE_SQLSTATE('L','G','0','1','2')
-#define ERRCODE_LG_PROVIDER_ERROR			MAKE_SQLSTATE('L','G','0','2','0')
-#define ERRCODE_LG_PROVIDER_RATE_LIMITED	MAKE_SQLSTATE('L','G','0','2','1')
-#define ERRCODE_LG_PROVIDER_AUTH			MAKE_SQLSTATE('L','G','0','2','2')
-#define ERRCODE_LG_PROVIDER_REJECTED		MAKE_SQLSTATE('L','G','0','2','3')
-#define ERRCODE_LG_PROVIDER_UNAVAILABLE		MAKE_SQLSTATE('L','G','0','2','4')
-#define ERRCODE_LG_PROVIDER_TIMEOUT			MAKE_SQLSTATE('L','G','0','2','5')
-#define ERRCODE_LG_PROVIDER_CONNECT			MAKE_SQLSTATE('L','G','0','2','6')
-#define ERRCODE_LG_RESPONSE_TOO_LARGE		MAKE_SQLSTATE('L','G','0','2','7')
-#define ERRCODE_LG_RESPONSE_MALFORMED		MAKE_SQLSTATE('L','G','0','2','8')
-#define ERRCODE_LG_MASTER_KEY_MISSING		MAKE_SQLSTATE('L','G','0','5','0')
-#define ERRCODE_LG_SECRET_UNREADABLE		MAKE_SQLSTATE('L','G','0','5','1')
-#define ERRCODE_LG_NOT_PRELOADED			MAKE_SQLSTATE('L','G','0','9','0')
+#define ERRCODE_LG_TENANT_NOT_FOUND      MAKE_SQLSTATE('L', 'G', '0', '0', '1')
+#define ERRCODE_LG_MODEL_NOT_FOUND       MAKE_SQLSTATE('L', 'G', '0', '0', '2')
+#define ERRCODE_LG_PROVIDER_NOT_FOUND    MAKE_SQLSTATE('L', 'G', '0', '0', '3')
+#define ERRCODE_LG_TENANT_INACTIVE       MAKE_SQLSTATE('L', 'G', '0', '0', '4')
+#define ERRCODE_LG_MODEL_NOT_ALLOWED     MAKE_SQLSTATE('L', 'G', '0', '0', '5')
+#define ERRCODE_LG_GATEWAY_DISABLED      MAKE_SQLSTATE('L', 'G', '0', '0', '6')
+#define ERRCODE_LG_NO_DEPLOYMENT         MAKE_SQLSTATE('L', 'G', '0', '0', '7')
+#define ERRCODE_LG_INVALID_MESSAGES      MAKE_SQLSTATE('L', 'G', '0', '1', '0')
+#define ERRCODE_LG_INVALID_OPTIONS       MAKE_SQLSTATE('L', 'G', '0', '1', '1')
+#define ERRCODE_LG_INVALID_CONFIG        MAKE_SQLSTATE('L', 'G', '0', '1', '2')
+#define ERRCODE_LG_PROVIDER_ERROR        MAKE_SQLSTATE('L', 'G', '0', '2', '0')
+#define ERRCODE_LG_PROVIDER_RATE_LIMITED MAKE_SQLSTATE('L', 'G', '0', '2', '1')
+#define ERRCODE_LG_PROVIDER_AUTH         MAKE_SQLSTATE('L', 'G', '0', '2', '2')
+#define ERRCODE_LG_PROVIDER_REJECTED     MAKE_SQLSTATE('L', 'G', '0', '2', '3')
+#define ERRCODE_LG_PROVIDER_UNAVAILABLE  MAKE_SQLSTATE('L', 'G', '0', '2', '4')
+#define ERRCODE_LG_PROVIDER_TIMEOUT      MAKE_SQLSTATE('L', 'G', '0', '2', '5')
+#define ERRCODE_LG_PROVIDER_CONNECT      MAKE_SQLSTATE('L', 'G', '0', '2', '6')
+#define ERRCODE_LG_RESPONSE_TOO_LARGE    MAKE_SQLSTATE('L', 'G', '0', '2', '7')
+#define ERRCODE_LG_RESPONSE_MALFORMED    MAKE_SQLSTATE('L', 'G', '0', '2', '8')
+#define ERRCODE_LG_MASTER_KEY_MISSING    MAKE_SQLSTATE('L', 'G', '0', '5', '0')
+#define ERRCODE_LG_SECRET_UNREADABLE     MAKE_SQLSTATE('L', 'G', '0', '5', '1')
+#define ERRCODE_LG_NOT_PRELOADED         MAKE_SQLSTATE('L', 'G', '0', '9', '0')
 
 /* ---- settings (guc.c) ---- */
-extern bool lg_enabled;
+extern bool  lg_enabled;
 extern char *lg_master_key;
 extern char *lg_master_key_file;
-extern int	lg_timeout_ms;
-extern int	lg_connect_timeout_ms;
-extern int	lg_max_response_kb;
-extern int	lg_max_request_kb;
+extern int   lg_timeout_ms;
+extern int   lg_connect_timeout_ms;
+extern int   lg_max_response_kb;
+extern int   lg_max_request_kb;
 extern char *lg_ca_bundle;
 
 extern void lg_define_settings(void);
@@ -70,8 +70,8 @@ typedef enum LgRole
 
 typedef struct LgMessage
 {
-	LgRole		role;
-	char	   *content;		/* server encoding, NUL-terminated */
+	LgRole role;
+	char  *content; /* server encoding, NUL-terminated */
 } LgMessage;
 
 typedef enum LgCacheMode
@@ -83,34 +83,37 @@ typedef enum LgCacheMode
 
 typedef struct LgOptions
 {
-	char	   *temperature;	/* numeric text exactly as given, or NULL */
-	char	   *top_p;			/* numeric text exactly as given, or NULL */
-	int32		max_tokens;		/* 0 when absent */
-	List	   *stop;			/* list of char *, NIL when absent */
-	char	   *agent;
-	char	   *channel;
-	char	   *session_id;
-	char	   *conversation_id;
-	Jsonb	   *metadata;		/* NULL when absent */
+	char       *temperature; /* numeric text exactly as given, or NULL */
+	char       *top_p;       /* numeric text exactly as given, or NULL */
+	int32       max_tokens;  /* 0 when absent */
+	List       *stop;        /* list of char *, NIL when absent */
+	char       *agent;
+	char       *channel;
+	char       *session_id;
+	char       *conversation_id;
+	Jsonb      *metadata; /* NULL when absent */
 	LgCacheMode cache;
-	int32		cache_ttl_s;	/* -1 when absent */
-	int32		timeout_ms;		/* 0 when absent */
-	bool		fallback;
-	char	   *idempotency_key;
+	int32       cache_ttl_s; /* -1 when absent */
+	int32       timeout_ms;  /* 0 when absent */
+	bool        fallback;
+	char       *idempotency_key;
 } LgOptions;
 
 typedef struct LgRequest
 {
-	char	   *tenant;
-	char	   *model;			/* NULL: the tenant's default model */
-	LgMessage  *messages;
-	int			nmessages;
-	size_t		content_bytes;	/* total size of all message texts */
-	LgOptions	opt;
+	char      *tenant;
+	char      *model; /* NULL: the tenant's default model */
+	LgMessage *messages;
+	int        nmessages;
+	size_t     content_bytes; /* total size of all message texts */
+	LgOptions  opt;
 } LgRequest;
 
-extern void lg_request_parse(LgRequest *req, text *tenant, text *model,
-							 Jsonb *messages, Jsonb *options);
+extern void        lg_request_parse(LgRequest *req,
+									text      *tenant,
+									text      *model,
+									Jsonb     *messages,
+									Jsonb     *options);
 extern const char *lg_role_name(LgRole role);
 
 /* ---- catalog lookups (catalog.c) ---- */
@@ -124,60 +127,62 @@ typedef enum LgProviderKind
 
 typedef struct LgProvider
 {
-	char	   *name;
+	char          *name;
 	LgProviderKind kind;
-	char	   *base_url;		/* without trailing slash */
-	bytea	   *api_key_enc;	/* NULL when the provider needs no key */
-	char	   *api_version;	/* azure_openai only, may be NULL */
-	int32		timeout_ms;		/* 0: the setting's default */
-	int32		connect_timeout_ms; /* 0: the setting's default */
-	List	   *headers;		/* extra "Name: value" strings */
+	char          *base_url;    /* without trailing slash */
+	bytea         *api_key_enc; /* NULL when the provider needs no key */
+	char          *api_version; /* azure_openai only, may be NULL */
+	int32          timeout_ms;  /* 0: the setting's default */
+	int32          connect_timeout_ms; /* 0: the setting's default */
+	List          *headers;            /* extra "Name: value" strings */
 } LgProvider;
 
 typedef struct LgPrice
 {
-	int64		input;			/* micro-USD per million tokens */
-	int64		output;
-	int64		cached_input;
-	int64		cache_write;
+	int64 input; /* micro-USD per million tokens */
+	int64 output;
+	int64 cached_input;
+	int64 cache_write;
 } LgPrice;
 
 typedef struct LgDeployment
 {
-	char	   *model;			/* registry id, e.g. openai/gpt-4o-mini */
-	char	   *upstream_model; /* the provider's name for it */
-	int32		max_output_tokens;	/* 0 when unknown */
-	int32		context_window; /* 0 when unknown */
-	LgPrice		price;
-	LgProvider	provider;
+	char      *model;             /* registry id, e.g. openai/gpt-4o-mini */
+	char      *upstream_model;    /* the provider's name for it */
+	int32      max_output_tokens; /* 0 when unknown */
+	int32      context_window;    /* 0 when unknown */
+	LgPrice    price;
+	LgProvider provider;
 } LgDeployment;
 
 typedef struct LgTenant
 {
-	char	   *tenant;
-	char	   *currency;
+	char *tenant;
+	char *currency;
 } LgTenant;
 
-extern void lg_catalog_resolve(LgRequest *req, LgTenant *tenant,
-							   LgDeployment *dep);
+extern void
+lg_catalog_resolve(LgRequest *req, LgTenant *tenant, LgDeployment *dep);
 extern bool lg_caller_is_admin(void);
 
 /* Run a block of catalog SQL as the extension owner with a safe search_path. */
 typedef struct LgOwnerScope
 {
-	Oid			saved_userid;
-	int			saved_sec_context;
-	int			guc_nestlevel;
+	Oid saved_userid;
+	int saved_sec_context;
+	int guc_nestlevel;
 } LgOwnerScope;
 
 extern void lg_owner_scope_enter(LgOwnerScope *scope);
 extern void lg_owner_scope_exit(LgOwnerScope *scope);
 
 /* ---- secrets (crypto.c) ---- */
-extern bytea *lg_secret_encrypt(const char *plain, size_t len, const char *context);
-extern char *lg_secret_decrypt(const bytea *sealed, const char *context,
-							   const char *owner_name);
-extern void lg_secret_free(char *secret);
+extern bytea *
+lg_secret_encrypt(const char *plain, size_t len, const char *context);
+extern char *lg_secret_decrypt(const bytea *sealed,
+							   const char  *context,
+							   const char  *owner_name);
+extern void  lg_secret_free(char *secret);
 
 /* ---- HTTP (http.c) ---- */
 typedef enum LgHttpFailure
@@ -191,26 +196,26 @@ typedef enum LgHttpFailure
 
 typedef struct LgHttpRequest
 {
-	char	   *url;
-	List	   *headers;		/* "Name: value" strings; may hold secrets */
-	char	   *body;
-	size_t		body_len;
-	int32		timeout_ms;
-	int32		connect_timeout_ms;
+	char  *url;
+	List  *headers; /* "Name: value" strings; may hold secrets */
+	char  *body;
+	size_t body_len;
+	int32  timeout_ms;
+	int32  connect_timeout_ms;
 } LgHttpRequest;
 
 typedef struct LgHttpResponse
 {
 	LgHttpFailure failure;
-	long		status;
-	char	   *body;			/* palloc'd, NUL-terminated */
-	size_t		body_len;
-	char		content_type[128];
-	char		content_encoding[32];
-	char		retry_after[32];
-	char		request_id[128];
-	char		error[256];		/* transport error text when failure != OK */
-	bool		reused_connection;
+	long          status;
+	char         *body; /* palloc'd, NUL-terminated */
+	size_t        body_len;
+	char          content_type[128];
+	char          content_encoding[32];
+	char          retry_after[32];
+	char          request_id[128];
+	char          error[256]; /* transport error text when failure != OK */
+	bool          reused_connection;
 } LgHttpResponse;
 
 extern void lg_http_post(const LgHttpRequest *req, LgHttpResponse *resp);
@@ -219,59 +224,65 @@ extern void lg_http_wipe_request(LgHttpRequest *req);
 /* ---- JSON field extraction (json_extract.c) ---- */
 typedef struct LgJsonField
 {
-	const char *path;			/* dotted path, "*" matches any array index */
-	bool		concat;			/* append every match instead of the first */
-	bool		found;
-	bool		is_null;
-	bool		is_number;
-	StringInfoData value;		/* UTF-8 text of the scalar(s) */
+	const char    *path;   /* dotted path, "*" matches any array index */
+	bool           concat; /* append every match instead of the first */
+	bool           found;
+	bool           is_null;
+	bool           is_number;
+	StringInfoData value; /* UTF-8 text of the scalar(s) */
 } LgJsonField;
 
-extern bool lg_json_extract(const char *json, size_t len, LgJsonField *fields,
-							int nfields, char **why);
+extern bool lg_json_extract(const char  *json,
+							size_t       len,
+							LgJsonField *fields,
+							int          nfields,
+							char       **why);
 
 /* ---- providers (provider.c, provider_*.c) ---- */
 typedef struct LgUsage
 {
-	int64		input_tokens;	/* every prompt token, cached ones included */
-	int64		cached_tokens;	/* of which read from the provider's cache */
-	int64		cache_write_tokens; /* of which written to the provider's cache */
-	int64		reasoning_tokens;	/* part of output_tokens */
-	int64		output_tokens;
+	int64 input_tokens;       /* every prompt token, cached ones included */
+	int64 cached_tokens;      /* of which read from the provider's cache */
+	int64 cache_write_tokens; /* of which written to the provider's cache */
+	int64 reasoning_tokens;   /* part of output_tokens */
+	int64 output_tokens;
 } LgUsage;
 
 typedef struct LgReply
 {
-	char	   *content;		/* NULL when the model gave no text */
-	char	   *finish_reason;
-	char	   *provider_request_id;
-	char	   *upstream_model;
-	LgUsage		usage;
-	bool		has_usage;
-	bool		usage_estimated;	/* provider sent no usage: counted by us */
+	char   *content; /* NULL when the model gave no text */
+	char   *finish_reason;
+	char   *provider_request_id;
+	char   *upstream_model;
+	LgUsage usage;
+	bool    has_usage;
+	bool    usage_estimated; /* provider sent no usage: counted by us */
 } LgReply;
 
 typedef struct LgProviderError
 {
-	char	   *message;		/* the provider's own words, may be NULL */
-	char	   *code;			/* its error code or type, may be NULL */
+	char *message; /* the provider's own words, may be NULL */
+	char *code;    /* its error code or type, may be NULL */
 } LgProviderError;
 
 typedef struct LgProviderOps
 {
-	void		(*build) (const LgRequest *req, const LgDeployment *dep,
-						  const char *api_key, LgHttpRequest *http);
-	bool		(*parse_reply) (const char *body, size_t len, LgReply *reply,
-								char **why);
-	void		(*parse_error) (const char *body, size_t len,
-								LgProviderError *err);
+	void (*build)(const LgRequest    *req,
+				  const LgDeployment *dep,
+				  const char         *api_key,
+				  LgHttpRequest      *http);
+	bool (*parse_reply)(const char *body,
+						size_t      len,
+						LgReply    *reply,
+						char      **why);
+	void (*parse_error)(const char *body, size_t len, LgProviderError *err);
 } LgProviderOps;
 
 extern const LgProviderOps lg_openai_ops;
 extern const LgProviderOps lg_azure_openai_ops;
 
 extern const char *lg_kind_name(LgProviderKind kind);
-extern bool lg_kind_parse(const char *name, LgProviderKind *kind);
+extern bool        lg_kind_parse(const char *name, LgProviderKind *kind);
 
 /* One try against one deployment, as the ledger records it. */
 typedef enum LgAttemptStatus
@@ -283,23 +294,24 @@ typedef enum LgAttemptStatus
 
 typedef struct LgAttempt
 {
-	int			number;
+	int                 number;
 	const LgDeployment *dep;
-	LgAttemptStatus status;
-	long		http_status;
-	double		latency_ms;
-	LgReply		reply;
-	int64		cost_picousd;
+	LgAttemptStatus     status;
+	long                http_status;
+	double              latency_ms;
+	LgReply             reply;
+	int64               cost_picousd;
 	/* when status != OK: the error raised to the caller */
-	int			sqlstate;
-	char	   *error;
-	char	   *detail;
-	char	   *hint;
-	int64		usage_id;
+	int   sqlstate;
+	char *error;
+	char *detail;
+	char *hint;
+	int64 usage_id;
 } LgAttempt;
 
-extern void lg_attempt_run(LgAttempt *attempt, const LgRequest *req,
-						   const LgDeployment *dep);
+extern void        lg_attempt_run(LgAttempt          *attempt,
+								  const LgRequest    *req,
+								  const LgDeployment *dep);
 extern const char *lg_attempt_status_name(LgAttemptStatus status);
 
 /* JSON writing helpers shared by the request builders. */
@@ -308,23 +320,25 @@ extern void lg_json_append_key(StringInfo buf, bool *first, const char *key);
 
 /* ---- money (pricing.c) ---- */
 extern int64 lg_cost_picousd(const LgUsage *usage, const LgPrice *price);
-extern void lg_append_picousd(StringInfo buf, int64 picousd);
+extern void  lg_append_picousd(StringInfo buf, int64 picousd);
 
 /* ---- ledger (ledger.c) ---- */
 typedef struct LgCall
 {
-	pg_uuid_t	request_id;
-	TimestampTz started_at;
+	pg_uuid_t        request_id;
+	TimestampTz      started_at;
 	const LgRequest *req;
-	const LgTenant *tenant;
+	const LgTenant  *tenant;
 } LgCall;
 
 extern void lg_ledger_record(const LgCall *call, LgAttempt *attempt);
 extern void lg_uuid_generate(pg_uuid_t *uuid);
 
 /* ---- result (result.c) ---- */
-extern Jsonb *lg_result_build(const LgCall *call, const LgAttempt *attempts,
-							  int nattempts, const LgAttempt *final,
-							  double latency_ms);
+extern Jsonb *lg_result_build(const LgCall    *call,
+							  const LgAttempt *attempts,
+							  int              nattempts,
+							  const LgAttempt *final,
+							  double           latency_ms);
 
-#endif							/* LG_LLM_GATEWAY_H */
+#endif /* LG_LLM_GATEWAY_H */

@@ -30,4 +30,4 @@
 #error "llm_gateway requires PostgreSQL 15 or later"
 #endif
 
-#endif							/* LG_PG_PRELUDE_H */
+#endif /* LG_PG_PRELUDE_H */

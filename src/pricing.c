@@ -18,7 +18,7 @@
 static int64
 term(int64 tokens, int64 price)
 {
-	int64		product;
+	int64 product;
 
 	if (tokens <= 0 || price <= 0)
 		return 0;
@@ -32,9 +32,10 @@ term(int64 tokens, int64 price)
 int64
 lg_cost_picousd(const LgUsage *u, const LgPrice *p)
 {
-	int64		uncached = u->input_tokens - u->cached_tokens - u->cache_write_tokens;
-	int64		terms[4];
-	int64		total = 0;
+	int64 uncached =
+		u->input_tokens - u->cached_tokens - u->cache_write_tokens;
+	int64 terms[4];
+	int64 total = 0;
 
 	terms[0] = term(Max(uncached, 0), p->input);
 	terms[1] = term(u->cached_tokens, p->cached_input);
@@ -52,14 +53,19 @@ lg_cost_picousd(const LgUsage *u, const LgPrice *p)
 void
 lg_append_picousd(StringInfo buf, int64 picousd)
 {
-	char		frac[16];
-	int			len;
+	char frac[16];
+	int  len;
 
 	Assert(picousd >= 0);
-	len = snprintf(frac, sizeof(frac), "%012lld", (long long) (picousd % INT64CONST(1000000000000)));
+	len = snprintf(frac,
+				   sizeof(frac),
+				   "%012lld",
+				   (long long) (picousd % INT64CONST(1000000000000)));
 	while (len > 0 && frac[len - 1] == '0')
 		frac[--len] = '\0';
-	appendStringInfo(buf, "%lld", (long long) (picousd / INT64CONST(1000000000000)));
+	appendStringInfo(buf,
+					 "%lld",
+					 (long long) (picousd / INT64CONST(1000000000000)));
 	if (len > 0)
 		appendStringInfo(buf, ".%s", frac);
 }

@@ -12,7 +12,10 @@
 
 #define MAX_PROVIDER_MESSAGE 1000
 
-static const char *const kind_names[] = {"openai", "azure_openai", "anthropic", "gemini"};
+static const char *const kind_names[] = {"openai",
+										 "azure_openai",
+										 "anthropic",
+										 "gemini"};
 
 const char *
 lg_kind_name(LgProviderKind kind)
@@ -58,7 +61,8 @@ ops_for(LgProviderKind kind)
 		default:
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("providers of kind \"%s\" are not supported by this version",
+					 errmsg("providers of kind \"%s\" are not supported by "
+							"this version",
 							lg_kind_name(kind))));
 	}
 	pg_unreachable();
@@ -69,7 +73,7 @@ ops_for(LgProviderKind kind)
 void
 lg_json_append_string(StringInfo buf, const char *server_text)
 {
-	char	   *utf8 = pg_server_to_any(server_text, strlen(server_text), PG_UTF8);
+	char *utf8 = pg_server_to_any(server_text, strlen(server_text), PG_UTF8);
 
 	escape_json(buf, utf8);
 	if (utf8 != server_text)
@@ -95,8 +99,8 @@ lg_json_append_key(StringInfo buf, bool *first, const char *key)
 static char *
 provider_text(const char *utf8, const char *api_key)
 {
-	char	   *s;
-	int			len;
+	char *s;
+	int   len;
 
 	if (utf8 == NULL || utf8[0] == '\0')
 		return NULL;
@@ -107,7 +111,7 @@ provider_text(const char *utf8, const char *api_key)
 	s = pnstrdup(s, pg_mbcliplen(s, strlen(s), MAX_PROVIDER_MESSAGE));
 	if (api_key != NULL && strlen(api_key) >= 4)
 	{
-		char	   *hit;
+		char *hit;
 
 		while ((hit = strstr(s, api_key)) != NULL)
 		{
@@ -122,8 +126,9 @@ provider_text(const char *utf8, const char *api_key)
 static char *
 sentence(const char *text)
 {
-	char	   *s = psprintf("%s%s", text,
-							 text[0] && text[strlen(text) - 1] == '.' ? "" : ".");
+	char *s = psprintf("%s%s",
+					   text,
+					   text[0] && text[strlen(text) - 1] == '.' ? "" : ".");
 
 	s[0] = pg_toupper((unsigned char) s[0]);
 	return s;
@@ -133,7 +138,7 @@ static void
 fail(LgAttempt *a, int sqlstate, char *error, char *detail, char *hint)
 {
 	a->status = (sqlstate == ERRCODE_LG_PROVIDER_TIMEOUT) ? LG_ATTEMPT_TIMEOUT
-		: LG_ATTEMPT_ERROR;
+														  : LG_ATTEMPT_ERROR;
 	a->sqlstate = sqlstate;
 	a->error = error;
 	a->detail = detail;
@@ -148,41 +153,57 @@ fail_transport(LgAttempt *a, const LgHttpResponse *resp, int timeout_ms)
 	switch (resp->failure)
 	{
 		case LG_HTTP_TIMEOUT:
-			fail(a, ERRCODE_LG_PROVIDER_TIMEOUT,
-				 psprintf("provider \"%s\" did not answer within %d ms", name, timeout_ms),
+			fail(a,
+				 ERRCODE_LG_PROVIDER_TIMEOUT,
+				 psprintf("provider \"%s\" did not answer within %d ms",
+						  name,
+						  timeout_ms),
 				 NULL,
-				 pstrdup("Raise the timeout with the call's timeout_ms option, the provider's timeout_ms, or llm_gateway.timeout_ms."));
+				 pstrdup(
+					 "Raise the timeout with the call's timeout_ms option, "
+					 "the provider's timeout_ms, or llm_gateway.timeout_ms."));
 			break;
 		case LG_HTTP_TOO_LARGE:
-			fail(a, ERRCODE_LG_RESPONSE_TOO_LARGE,
-				 psprintf("the response of provider \"%s\" is larger than llm_gateway.max_response_size (%d kB)",
-						  name, lg_max_response_kb),
+			fail(a,
+				 ERRCODE_LG_RESPONSE_TOO_LARGE,
+				 psprintf("the response of provider \"%s\" is larger than "
+						  "llm_gateway.max_response_size (%d kB)",
+						  name,
+						  lg_max_response_kb),
 				 NULL,
-				 pstrdup("Lower max_tokens, or raise llm_gateway.max_response_size."));
+				 pstrdup("Lower max_tokens, or raise "
+						 "llm_gateway.max_response_size."));
 			break;
 		case LG_HTTP_CONNECT:
-			fail(a, ERRCODE_LG_PROVIDER_CONNECT,
-				 psprintf("could not exchange data with provider \"%s\"", name),
+			fail(a,
+				 ERRCODE_LG_PROVIDER_CONNECT,
+				 psprintf("could not exchange data with provider \"%s\"",
+						  name),
 				 sentence(resp->error),
-				 pstrdup("Check the provider's base_url and that it is reachable from the database server."));
+				 pstrdup("Check the provider's base_url and that it is "
+						 "reachable from the database server."));
 			break;
 		default:
-			fail(a, ERRCODE_LG_PROVIDER_ERROR,
+			fail(a,
+				 ERRCODE_LG_PROVIDER_ERROR,
 				 psprintf("request to provider \"%s\" failed", name),
-				 sentence(resp->error), NULL);
+				 sentence(resp->error),
+				 NULL);
 			break;
 	}
 }
 
 static void
-fail_status(LgAttempt *a, const LgProviderOps *ops, const LgHttpResponse *resp,
-			const char *api_key)
+fail_status(LgAttempt            *a,
+			const LgProviderOps  *ops,
+			const LgHttpResponse *resp,
+			const char           *api_key)
 {
-	const char *name = a->dep->provider.name;
-	long		status = resp->status;
+	const char     *name = a->dep->provider.name;
+	long            status = resp->status;
 	LgProviderError perr = {NULL, NULL};
-	StringInfoData detail;
-	char	   *message;
+	StringInfoData  detail;
+	char           *message;
 
 	ops->parse_error(resp->body, resp->body_len, &perr);
 	message = provider_text(perr.message, api_key);
@@ -190,50 +211,79 @@ fail_status(LgAttempt *a, const LgProviderOps *ops, const LgHttpResponse *resp,
 	if (message)
 		appendStringInfoString(&detail, message);
 	else
-		appendStringInfo(&detail, "The provider sent no error message (content type \"%s\", %zu bytes).",
-						 resp->content_type[0] ? resp->content_type : "none", resp->body_len);
+		appendStringInfo(&detail,
+						 "The provider sent no error message (content type "
+						 "\"%s\", %zu bytes).",
+						 resp->content_type[0] ? resp->content_type : "none",
+						 resp->body_len);
 	if (perr.code)
-		appendStringInfo(&detail, " (code: %s)", provider_text(perr.code, api_key));
+		appendStringInfo(&detail,
+						 " (code: %s)",
+						 provider_text(perr.code, api_key));
 
 	if (status == 401 || status == 403)
-		fail(a, ERRCODE_LG_PROVIDER_AUTH,
-			 psprintf("provider \"%s\" refused the credentials (HTTP %ld)", name, status),
+		fail(a,
+			 ERRCODE_LG_PROVIDER_AUTH,
+			 psprintf("provider \"%s\" refused the credentials (HTTP %ld)",
+					  name,
+					  status),
 			 detail.data,
-			 psprintf("Check the API key with llm_provider_set('%s', ...).", name));
+			 psprintf("Check the API key with llm_provider_set('%s', ...).",
+					  name));
 	else if (status == 429)
 	{
 		if (resp->retry_after[0])
 			appendStringInfo(&detail, " Retry after %s s.", resp->retry_after);
-		fail(a, ERRCODE_LG_PROVIDER_RATE_LIMITED,
-			 psprintf("provider \"%s\" is rate limiting requests (HTTP 429)", name),
+		fail(a,
+			 ERRCODE_LG_PROVIDER_RATE_LIMITED,
+			 psprintf("provider \"%s\" is rate limiting requests (HTTP 429)",
+					  name),
 			 detail.data,
-			 pstrdup("Retry later, or give the model a deployment on another provider."));
+			 pstrdup("Retry later, or give the model a deployment on another "
+					 "provider."));
 	}
 	else if (status == 400 || status == 404 || status == 409 ||
 			 status == 413 || status == 422)
-		fail(a, ERRCODE_LG_PROVIDER_REJECTED,
-			 psprintf("provider \"%s\" rejected the request (HTTP %ld)", name, status),
+		fail(a,
+			 ERRCODE_LG_PROVIDER_REJECTED,
+			 psprintf("provider \"%s\" rejected the request (HTTP %ld)",
+					  name,
+					  status),
 			 detail.data,
-			 pstrdup("Check the model's upstream_model and the call's messages and options."));
+			 pstrdup("Check the model's upstream_model and the call's "
+					 "messages and options."));
 	else if (status == 408 || status >= 500)
-		fail(a, ERRCODE_LG_PROVIDER_UNAVAILABLE,
-			 psprintf("provider \"%s\" is unavailable (HTTP %ld)", name, status),
+		fail(a,
+			 ERRCODE_LG_PROVIDER_UNAVAILABLE,
+			 psprintf("provider \"%s\" is unavailable (HTTP %ld)",
+					  name,
+					  status),
 			 detail.data,
-			 pstrdup("Retry later, or give the model a deployment on another provider."));
+			 pstrdup("Retry later, or give the model a deployment on another "
+					 "provider."));
 	else
-		fail(a, ERRCODE_LG_PROVIDER_ERROR,
-			 psprintf("provider \"%s\" answered with unexpected HTTP status %ld", name, status),
+		fail(a,
+			 ERRCODE_LG_PROVIDER_ERROR,
+			 psprintf("provider \"%s\" answered with unexpected HTTP status "
+					  "%ld",
+					  name,
+					  status),
 			 detail.data,
 			 status >= 300 && status < 400
-			 ? pstrdup("Redirects are not followed; check the provider's base_url.")
-			 : NULL);
+				 ? pstrdup("Redirects are not followed; check the provider's "
+						   "base_url.")
+				 : NULL);
 }
 
 static void
-interpret(LgAttempt *a, const LgProviderOps *ops, const LgHttpResponse *resp,
-		  const LgRequest *req, const char *api_key, int timeout_ms)
+interpret(LgAttempt            *a,
+		  const LgProviderOps  *ops,
+		  const LgHttpResponse *resp,
+		  const LgRequest      *req,
+		  const char           *api_key,
+		  int                   timeout_ms)
 {
-	char	   *why = NULL;
+	char *why = NULL;
 
 	a->http_status = resp->status;
 	if (resp->failure != LG_HTTP_OK)
@@ -241,8 +291,10 @@ interpret(LgAttempt *a, const LgProviderOps *ops, const LgHttpResponse *resp,
 	else if (resp->status < 200 || resp->status > 299)
 		fail_status(a, ops, resp, api_key);
 	else if (!ops->parse_reply(resp->body, resp->body_len, &a->reply, &why))
-		fail(a, ERRCODE_LG_RESPONSE_MALFORMED,
-			 psprintf("provider \"%s\" sent a malformed response", a->dep->provider.name),
+		fail(a,
+			 ERRCODE_LG_RESPONSE_MALFORMED,
+			 psprintf("provider \"%s\" sent a malformed response",
+					  a->dep->provider.name),
 			 psprintf("%s The body has content type \"%s\" and %zu bytes.",
 					  sentence(provider_text(why, api_key)),
 					  resp->content_type[0] ? resp->content_type : "none",
@@ -258,7 +310,8 @@ interpret(LgAttempt *a, const LgProviderOps *ops, const LgHttpResponse *resp,
 	{
 		/* The provider billed the call but did not say how much: estimate. */
 		a->reply.usage.input_tokens = (req->content_bytes + 3) / 4;
-		a->reply.usage.output_tokens = a->reply.content ? (strlen(a->reply.content) + 3) / 4 : 0;
+		a->reply.usage.output_tokens =
+			a->reply.content ? (strlen(a->reply.content) + 3) / 4 : 0;
 		a->reply.usage_estimated = true;
 	}
 	if (a->status == LG_ATTEMPT_OK)
@@ -279,20 +332,21 @@ void
 lg_attempt_run(LgAttempt *a, const LgRequest *req, const LgDeployment *dep)
 {
 	const LgProviderOps *ops = ops_for(dep->provider.kind);
-	char	   *key = NULL;
-	LgHttpRequest http;
-	LgHttpResponse resp;
-	instr_time	start;
-	instr_time	elapsed;
+	char                *key = NULL;
+	LgHttpRequest        http;
+	LgHttpResponse       resp;
+	instr_time           start;
+	instr_time           elapsed;
 
 	memset(a, 0, sizeof(*a));
 	a->dep = dep;
 	a->number = 1;
 	memset(&http, 0, sizeof(http));
 	http.timeout_ms = effective_timeout(req, dep);
-	http.connect_timeout_ms = Min(http.timeout_ms, dep->provider.connect_timeout_ms > 0
-								  ? dep->provider.connect_timeout_ms
-								  : lg_connect_timeout_ms);
+	http.connect_timeout_ms = Min(http.timeout_ms,
+								  dep->provider.connect_timeout_ms > 0
+									  ? dep->provider.connect_timeout_ms
+									  : lg_connect_timeout_ms);
 	if (dep->provider.api_key_enc != NULL)
 		key = lg_secret_decrypt(dep->provider.api_key_enc,
 								psprintf("provider:%s", dep->provider.name),

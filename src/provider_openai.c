@@ -21,8 +21,8 @@
 static void
 append_body(StringInfo b, const LgRequest *req, const char *model)
 {
-	bool		first = true;
-	ListCell   *lc;
+	bool      first = true;
+	ListCell *lc;
 
 	appendStringInfoChar(b, '{');
 	if (model)
@@ -60,9 +60,9 @@ append_body(StringInfo b, const LgRequest *req, const char *model)
 	{
 		lg_json_append_key(b, &first, "stop");
 		appendStringInfoChar(b, '[');
-		foreach(lc, req->opt.stop)
+		foreach (lc, req->opt.stop)
 		{
-			if (foreach_current_index(lc) > 0)
+			if (foreach_current_index (lc) > 0)
 				appendStringInfoChar(b, ',');
 			lg_json_append_string(b, (const char *) lfirst(lc));
 		}
@@ -74,12 +74,12 @@ append_body(StringInfo b, const LgRequest *req, const char *model)
 static List *
 common_headers(const LgDeployment *dep)
 {
-	List	   *headers = list_make2(pstrdup("Content-Type: application/json"),
-									 pstrdup("Accept: application/json"));
-	ListCell   *lc;
+	List     *headers = list_make2(pstrdup("Content-Type: application/json"),
+                               pstrdup("Accept: application/json"));
+	ListCell *lc;
 
 	/* copies: the request's header lines are wiped after the exchange */
-	foreach(lc, dep->provider.headers)
+	foreach (lc, dep->provider.headers)
 		headers = lappend(headers, pstrdup((const char *) lfirst(lc)));
 	return headers;
 }
@@ -92,8 +92,10 @@ finish_request(LgHttpRequest *http, StringInfo body)
 }
 
 static void
-openai_build(const LgRequest *req, const LgDeployment *dep, const char *api_key,
-			 LgHttpRequest *http)
+openai_build(const LgRequest    *req,
+			 const LgDeployment *dep,
+			 const char         *api_key,
+			 LgHttpRequest      *http)
 {
 	StringInfoData body;
 
@@ -125,20 +127,25 @@ path_segment(const char *s)
 }
 
 static void
-azure_build(const LgRequest *req, const LgDeployment *dep, const char *api_key,
-			LgHttpRequest *http)
+azure_build(const LgRequest    *req,
+			const LgDeployment *dep,
+			const char         *api_key,
+			LgHttpRequest      *http)
 {
 	StringInfoData body;
 
-	http->url = psprintf("%s/openai/deployments/%s/chat/completions?api-version=%s",
-						 dep->provider.base_url, path_segment(dep->upstream_model),
-						 dep->provider.api_version ? dep->provider.api_version
-						 : DEFAULT_AZURE_API_VERSION);
+	http->url =
+		psprintf("%s/openai/deployments/%s/chat/completions?api-version=%s",
+				 dep->provider.base_url,
+				 path_segment(dep->upstream_model),
+				 dep->provider.api_version ? dep->provider.api_version
+										   : DEFAULT_AZURE_API_VERSION);
 	http->headers = common_headers(dep);
 	if (api_key)
-		http->headers = lappend(http->headers, psprintf("api-key: %s", api_key));
+		http->headers =
+			lappend(http->headers, psprintf("api-key: %s", api_key));
 	initStringInfo(&body);
-	append_body(&body, req, NULL);	/* the deployment names the model */
+	append_body(&body, req, NULL); /* the deployment names the model */
 	finish_request(http, &body);
 }
 
@@ -146,15 +153,23 @@ azure_build(const LgRequest *req, const LgDeployment *dep, const char *api_key,
 
 enum
 {
-	F_ID, F_MODEL, F_CONTENT, F_FINISH, F_PROMPT, F_COMPLETION, F_CACHED,
-	F_REASONING, F_ERROR_MESSAGE, NFIELDS
+	F_ID,
+	F_MODEL,
+	F_CONTENT,
+	F_FINISH,
+	F_PROMPT,
+	F_COMPLETION,
+	F_CACHED,
+	F_REASONING,
+	F_ERROR_MESSAGE,
+	NFIELDS
 };
 
 /* A token count: a non-negative integer, clamped to int32. */
 static int64
 token_count(const LgJsonField *f)
 {
-	long long	n;
+	long long n;
 
 	if (!f->found || !f->is_number)
 		return 0;
@@ -181,7 +196,8 @@ openai_parse_reply(const char *body, size_t len, LgReply *reply, char **why)
 		[F_PROMPT] = {.path = "usage.prompt_tokens"},
 		[F_COMPLETION] = {.path = "usage.completion_tokens"},
 		[F_CACHED] = {.path = "usage.prompt_tokens_details.cached_tokens"},
-		[F_REASONING] = {.path = "usage.completion_tokens_details.reasoning_tokens"},
+		[F_REASONING] =
+			{.path = "usage.completion_tokens_details.reasoning_tokens"},
 		[F_ERROR_MESSAGE] = {.path = "error.message"},
 	};
 
@@ -190,9 +206,10 @@ openai_parse_reply(const char *body, size_t len, LgReply *reply, char **why)
 	if (!f[F_CONTENT].found && !f[F_CONTENT].is_null && !f[F_FINISH].found)
 	{
 		*why = f[F_ERROR_MESSAGE].found
-			? psprintf("the response carries an error instead of choices: %s",
-					   f[F_ERROR_MESSAGE].value.data)
-			: pstrdup("the response has no choices[0].message");
+				   ? psprintf("the response carries an error instead of "
+							  "choices: %s",
+							  f[F_ERROR_MESSAGE].value.data)
+				   : pstrdup("the response has no choices[0].message");
 		return false;
 	}
 	memset(reply, 0, sizeof(*reply));
@@ -203,10 +220,10 @@ openai_parse_reply(const char *body, size_t len, LgReply *reply, char **why)
 	reply->has_usage = f[F_PROMPT].found || f[F_COMPLETION].found;
 	reply->usage.input_tokens = token_count(&f[F_PROMPT]);
 	reply->usage.output_tokens = token_count(&f[F_COMPLETION]);
-	reply->usage.cached_tokens = Min(token_count(&f[F_CACHED]),
-									 reply->usage.input_tokens);
-	reply->usage.reasoning_tokens = Min(token_count(&f[F_REASONING]),
-										reply->usage.output_tokens);
+	reply->usage.cached_tokens =
+		Min(token_count(&f[F_CACHED]), reply->usage.input_tokens);
+	reply->usage.reasoning_tokens =
+		Min(token_count(&f[F_REASONING]), reply->usage.output_tokens);
 	return true;
 }
 
@@ -218,7 +235,7 @@ openai_parse_error(const char *body, size_t len, LgProviderError *err)
 		{.path = "error.code"},
 		{.path = "error.type"},
 	};
-	char	   *why;
+	char *why;
 
 	if (!lg_json_extract(body, len, f, 3, &why))
 		return;

@@ -13,11 +13,11 @@
 
 #include "utils/numeric.h"
 
-#define MAX_LABEL_LEN 256
+#define MAX_LABEL_LEN      256
 #define MAX_METADATA_BYTES (64 * 1024)
 #define MAX_STOP_SEQUENCES 4
 
-typedef void (*FieldFn) (const char *key, JsonbValue *value, void *arg);
+typedef void (*FieldFn)(const char *key, JsonbValue *value, void *arg);
 
 static const char *const role_names[] = {"system", "user", "assistant"};
 
@@ -41,7 +41,8 @@ jbv_type_name(const JsonbValue *v)
 		case jbvBool:
 			return "a boolean";
 		case jbvBinary:
-			return JsonContainerIsArray(v->val.binary.data) ? "an array" : "an object";
+			return JsonContainerIsArray(v->val.binary.data) ? "an array"
+															: "an object";
 		default:
 			return "a JSON value";
 	}
@@ -57,9 +58,10 @@ jbv_cstring(const JsonbValue *v)
 static char *
 clipped(const char *s, int len)
 {
-	int			keep = pg_mbcliplen(s, len, 64);
+	int keep = pg_mbcliplen(s, len, 64);
 
-	return keep < len ? psprintf("%s...", pnstrdup(s, keep)) : pnstrdup(s, len);
+	return keep < len ? psprintf("%s...", pnstrdup(s, keep))
+					  : pnstrdup(s, len);
 }
 
 static bool
@@ -72,10 +74,10 @@ jbv_is_object(const JsonbValue *v)
 static void
 for_each_field(JsonbContainer *container, FieldFn fn, void *arg)
 {
-	JsonbIterator *it = JsonbIteratorInit(container);
-	JsonbValue	v;
+	JsonbIterator     *it = JsonbIteratorInit(container);
+	JsonbValue         v;
 	JsonbIteratorToken tok;
-	char	   *key = NULL;
+	char              *key = NULL;
 
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 	{
@@ -90,10 +92,10 @@ for_each_field(JsonbContainer *container, FieldFn fn, void *arg)
 
 typedef struct MessageParse
 {
-	LgMessage  *msg;
-	int			index;
-	bool		has_role;
-	bool		has_content;
+	LgMessage *msg;
+	int        index;
+	bool       has_role;
+	bool       has_content;
 } MessageParse;
 
 static void
@@ -103,20 +105,25 @@ message_field(const char *key, JsonbValue *v, void *arg)
 
 	if (strcmp(key, "role") == 0)
 	{
-		int			r;
+		int r;
 
 		for (r = 0; r < (int) lengthof(role_names); r++)
 			if (v->type == jbvString &&
 				(int) strlen(role_names[r]) == v->val.string.len &&
-				strncmp(role_names[r], v->val.string.val, v->val.string.len) == 0)
+				strncmp(role_names[r], v->val.string.val, v->val.string.len) ==
+					0)
 				break;
 		if (r == (int) lengthof(role_names))
 			ereport(ERROR,
 					(errcode(ERRCODE_LG_INVALID_MESSAGES),
-					 errmsg("messages[%d].role must be \"system\", \"user\" or \"assistant\"", mp->index),
+					 errmsg("messages[%d].role must be \"system\", \"user\" "
+							"or \"assistant\"",
+							mp->index),
 					 v->type == jbvString
-					 ? errdetail("Got \"%s\".", clipped(v->val.string.val, v->val.string.len))
-					 : errdetail("Got %s.", jbv_type_name(v))));
+						 ? errdetail("Got \"%s\".",
+									 clipped(v->val.string.val,
+											 v->val.string.len))
+						 : errdetail("Got %s.", jbv_type_name(v))));
 		mp->msg->role = (LgRole) r;
 		mp->has_role = true;
 	}
@@ -125,7 +132,8 @@ message_field(const char *key, JsonbValue *v, void *arg)
 		if (v->type != jbvString)
 			ereport(ERROR,
 					(errcode(ERRCODE_LG_INVALID_MESSAGES),
-					 errmsg("messages[%d].content must be a string", mp->index),
+					 errmsg("messages[%d].content must be a string",
+							mp->index),
 					 errdetail("Got %s.", jbv_type_name(v))));
 		mp->msg->content = jbv_cstring(v);
 		mp->has_content = true;
@@ -133,63 +141,78 @@ message_field(const char *key, JsonbValue *v, void *arg)
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_LG_INVALID_MESSAGES),
-				 errmsg("messages[%d] has an unsupported key \"%s\"", mp->index,
+				 errmsg("messages[%d] has an unsupported key \"%s\"",
+						mp->index,
 						clipped(key, strlen(key))),
-				 errhint("A message is an object with exactly \"role\" and \"content\".")));
+				 errhint("A message is an object with exactly \"role\" and "
+						 "\"content\".")));
 }
 
 static void
 parse_messages(LgRequest *req, Jsonb *messages)
 {
-	bool		has_user = false;
-	size_t		limit = (size_t) lg_max_request_kb * 1024;
+	bool   has_user = false;
+	size_t limit = (size_t) lg_max_request_kb * 1024;
 
 	if (messages == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_LG_INVALID_MESSAGES),
 				 errmsg("messages must not be NULL"),
-				 errhint("Pass a JSON array such as '[{\"role\": \"user\", \"content\": \"Hello\"}]'.")));
+				 errhint("Pass a JSON array such as '[{\"role\": \"user\", "
+						 "\"content\": \"Hello\"}]'.")));
 	if (!JB_ROOT_IS_ARRAY(messages) || JB_ROOT_IS_SCALAR(messages))
 		ereport(ERROR,
 				(errcode(ERRCODE_LG_INVALID_MESSAGES),
-				 errmsg("messages must be a JSON array of {\"role\", \"content\"} objects"),
-				 errdetail("Got %s.", JB_ROOT_IS_OBJECT(messages) ? "an object" : "a scalar")));
+				 errmsg("messages must be a JSON array of {\"role\", "
+						"\"content\"} objects"),
+				 errdetail("Got %s.",
+						   JB_ROOT_IS_OBJECT(messages) ? "an object"
+													   : "a scalar")));
 	req->nmessages = JB_ROOT_COUNT(messages);
 	if (req->nmessages == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_LG_INVALID_MESSAGES),
 				 errmsg("messages must not be empty"),
-				 errhint("Pass at least one {\"role\": \"user\", \"content\": ...} message.")));
+				 errhint("Pass at least one {\"role\": \"user\", \"content\": "
+						 "...} message.")));
 	req->messages = palloc0(sizeof(LgMessage) * req->nmessages);
 	for (int i = 0; i < req->nmessages; i++)
 	{
-		JsonbValue *elem = getIthJsonbValueFromContainer(&messages->root, i);
+		JsonbValue  *elem = getIthJsonbValueFromContainer(&messages->root, i);
 		MessageParse mp = {&req->messages[i], i, false, false};
 
 		if (!jbv_is_object(elem))
 			ereport(ERROR,
 					(errcode(ERRCODE_LG_INVALID_MESSAGES),
-					 errmsg("messages[%d] must be an object with \"role\" and \"content\"", i),
+					 errmsg("messages[%d] must be an object with \"role\" and "
+							"\"content\"",
+							i),
 					 errdetail("Got %s.", jbv_type_name(elem))));
 		for_each_field(elem->val.binary.data, message_field, &mp);
 		if (!mp.has_role || !mp.has_content)
 			ereport(ERROR,
 					(errcode(ERRCODE_LG_INVALID_MESSAGES),
-					 errmsg("messages[%d] has no \"%s\"", i, mp.has_role ? "content" : "role")));
+					 errmsg("messages[%d] has no \"%s\"",
+							i,
+							mp.has_role ? "content" : "role")));
 		has_user |= (req->messages[i].role == LG_ROLE_USER);
 		req->content_bytes += strlen(req->messages[i].content);
 	}
 	if (!has_user)
 		ereport(ERROR,
 				(errcode(ERRCODE_LG_INVALID_MESSAGES),
-				 errmsg("messages must contain at least one \"user\" message")));
+				 errmsg(
+					 "messages must contain at least one \"user\" message")));
 	if (req->content_bytes > limit)
 		ereport(ERROR,
 				(errcode(ERRCODE_LG_INVALID_MESSAGES),
 				 errmsg("messages are too large"),
-				 errdetail("They hold %zu bytes of text; the limit is %zu bytes.",
-						   req->content_bytes, limit),
-				 errhint("Shorten the conversation, or raise llm_gateway.max_request_size.")));
+				 errdetail("They hold %zu bytes of text; the limit is %zu "
+						   "bytes.",
+						   req->content_bytes,
+						   limit),
+				 errhint("Shorten the conversation, or raise "
+						 "llm_gateway.max_request_size.")));
 }
 
 /* ---- options ---- */
@@ -197,8 +220,8 @@ parse_messages(LgRequest *req, Jsonb *messages)
 static char *
 numeric_text(const JsonbValue *v)
 {
-	return DatumGetCString(DirectFunctionCall1(numeric_out,
-											   NumericGetDatum(v->val.numeric)));
+	return DatumGetCString(
+		DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
 }
 
 static void
@@ -211,11 +234,14 @@ option_error(const char *key, const char *expected, const JsonbValue *v)
 }
 
 static double
-option_number(const char *key, const JsonbValue *v, double min, double max,
-			   const char *expected)
+option_number(const char       *key,
+			  const JsonbValue *v,
+			  double            min,
+			  double            max,
+			  const char       *expected)
 {
-	double		d;
-	char	   *text;
+	double d;
+	char  *text;
 
 	if (v->type != jbvNumeric)
 		option_error(key, expected, v);
@@ -233,10 +259,13 @@ option_number(const char *key, const JsonbValue *v, double min, double max,
 }
 
 static int32
-option_int(const char *key, const JsonbValue *v, int32 min, int32 max,
-		   const char *expected)
+option_int(const char       *key,
+		   const JsonbValue *v,
+		   int32             min,
+		   int32             max,
+		   const char       *expected)
 {
-	double		d = option_number(key, v, min, max, expected);
+	double d = option_number(key, v, min, max, expected);
 
 	if (d != floor(d))
 		ereport(ERROR,
@@ -254,16 +283,18 @@ option_label(const char *key, const JsonbValue *v)
 	if (v->val.string.len == 0 || v->val.string.len > MAX_LABEL_LEN)
 		ereport(ERROR,
 				(errcode(ERRCODE_LG_INVALID_OPTIONS),
-				 errmsg("option \"%s\" must be between 1 and %d bytes long", key, MAX_LABEL_LEN)));
+				 errmsg("option \"%s\" must be between 1 and %d bytes long",
+						key,
+						MAX_LABEL_LEN)));
 	return jbv_cstring(v);
 }
 
 static List *
 option_stop(const JsonbValue *v)
 {
-	List	   *stop = NIL;
+	List           *stop = NIL;
 	JsonbContainer *c;
-	int			n;
+	int             n;
 
 	if (v->type == jbvString)
 		return list_make1(jbv_cstring(v));
@@ -274,13 +305,16 @@ option_stop(const JsonbValue *v)
 	if (n < 1 || n > MAX_STOP_SEQUENCES)
 		ereport(ERROR,
 				(errcode(ERRCODE_LG_INVALID_OPTIONS),
-				 errmsg("option \"stop\" must hold between 1 and %d sequences", MAX_STOP_SEQUENCES)));
+				 errmsg("option \"stop\" must hold between 1 and %d sequences",
+						MAX_STOP_SEQUENCES)));
 	for (int i = 0; i < n; i++)
 	{
 		JsonbValue *s = getIthJsonbValueFromContainer(c, i);
 
 		if (s->type != jbvString || s->val.string.len == 0)
-			option_error("stop", "a string or an array of non-empty strings", s);
+			option_error("stop",
+						 "a string or an array of non-empty strings",
+						 s);
 		stop = lappend(stop, jbv_cstring(s));
 	}
 	return stop;
@@ -289,7 +323,7 @@ option_stop(const JsonbValue *v)
 static Jsonb *
 option_metadata(const JsonbValue *v)
 {
-	Jsonb	   *jb;
+	Jsonb *jb;
 
 	if (!jbv_is_object(v))
 		option_error("metadata", "a JSON object", v);
@@ -299,7 +333,8 @@ option_metadata(const JsonbValue *v)
 				(errcode(ERRCODE_LG_INVALID_OPTIONS),
 				 errmsg("option \"metadata\" is too large"),
 				 errdetail("It takes %zu bytes; the limit is %d.",
-						   (size_t) VARSIZE(jb), MAX_METADATA_BYTES)));
+						   (size_t) VARSIZE(jb),
+						   MAX_METADATA_BYTES)));
 	return jb;
 }
 
@@ -315,14 +350,15 @@ option_cache(const JsonbValue *v)
 				return (LgCacheMode) i;
 	ereport(ERROR,
 			(errcode(ERRCODE_LG_INVALID_OPTIONS),
-			 errmsg("option \"cache\" must be \"default\", \"bypass\" or \"refresh\"")));
+			 errmsg("option \"cache\" must be \"default\", \"bypass\" or "
+					"\"refresh\"")));
 	pg_unreachable();
 }
 
 static void
 option_field(const char *key, JsonbValue *v, void *arg)
 {
-	LgOptions  *o = (LgOptions *) arg;
+	LgOptions *o = (LgOptions *) arg;
 
 	if (strcmp(key, "temperature") == 0)
 	{
@@ -335,7 +371,8 @@ option_field(const char *key, JsonbValue *v, void *arg)
 		o->top_p = numeric_text(v);
 	}
 	else if (strcmp(key, "max_tokens") == 0)
-		o->max_tokens = option_int(key, v, 1, 1000000, "an integer between 1 and 1000000");
+		o->max_tokens =
+			option_int(key, v, 1, 1000000, "an integer between 1 and 1000000");
 	else if (strcmp(key, "stop") == 0)
 		o->stop = option_stop(v);
 	else if (strcmp(key, "agent") == 0)
@@ -351,9 +388,14 @@ option_field(const char *key, JsonbValue *v, void *arg)
 	else if (strcmp(key, "cache") == 0)
 		o->cache = option_cache(v);
 	else if (strcmp(key, "cache_ttl_s") == 0)
-		o->cache_ttl_s = option_int(key, v, 0, 31 * 24 * 3600, "an integer between 0 and 2678400");
+		o->cache_ttl_s = option_int(key,
+									v,
+									0,
+									31 * 24 * 3600,
+									"an integer between 0 and 2678400");
 	else if (strcmp(key, "timeout_ms") == 0)
-		o->timeout_ms = option_int(key, v, 1, 3600000, "an integer between 1 and 3600000");
+		o->timeout_ms =
+			option_int(key, v, 1, 3600000, "an integer between 1 and 3600000");
 	else if (strcmp(key, "fallback") == 0)
 	{
 		if (v->type != jbvBool)
@@ -366,8 +408,10 @@ option_field(const char *key, JsonbValue *v, void *arg)
 		ereport(ERROR,
 				(errcode(ERRCODE_LG_INVALID_OPTIONS),
 				 errmsg("unknown option \"%s\"", clipped(key, strlen(key))),
-				 errhint("Options are temperature, max_tokens, top_p, stop, agent, channel, session_id, "
-						 "conversation_id, metadata, cache, cache_ttl_s, timeout_ms, fallback and idempotency_key.")));
+				 errhint("Options are temperature, max_tokens, top_p, stop, "
+						 "agent, channel, session_id, "
+						 "conversation_id, metadata, cache, cache_ttl_s, "
+						 "timeout_ms, fallback and idempotency_key.")));
 }
 
 static void
@@ -390,7 +434,7 @@ parse_options(LgOptions *o, Jsonb *options)
 static char *
 nonempty_arg(text *arg, const char *what)
 {
-	char	   *s;
+	char *s;
 
 	if (arg == NULL)
 		return NULL;
@@ -398,13 +442,15 @@ nonempty_arg(text *arg, const char *what)
 	if (s[0] == '\0' || strlen(s) > MAX_LABEL_LEN)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must be between 1 and %d bytes long", what, MAX_LABEL_LEN)));
+				 errmsg("%s must be between 1 and %d bytes long",
+						what,
+						MAX_LABEL_LEN)));
 	return s;
 }
 
 void
-lg_request_parse(LgRequest *req, text *tenant, text *model, Jsonb *messages,
-				 Jsonb *options)
+lg_request_parse(
+	LgRequest *req, text *tenant, text *model, Jsonb *messages, Jsonb *options)
 {
 	memset(req, 0, sizeof(*req));
 	if (tenant == NULL)

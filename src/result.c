@@ -47,14 +47,17 @@ ms_field(StringInfo b, bool *first, const char *name, double ms)
 static void
 append_attempt(StringInfo b, const LgAttempt *a)
 {
-	bool		first = true;
+	bool first = true;
 
 	appendStringInfoChar(b, '{');
 	int_field(b, &first, "attempt", a->number);
 	str_field(b, &first, "provider", a->dep->provider.name);
 	str_field(b, &first, "model", a->dep->model);
 	str_field(b, &first, "status", lg_attempt_status_name(a->status));
-	str_field(b, &first, "error", a->status == LG_ATTEMPT_OK ? NULL : a->error);
+	str_field(b,
+			  &first,
+			  "error",
+			  a->status == LG_ATTEMPT_OK ? NULL : a->error);
 	key(b, &first, "http_status");
 	if (a->http_status)
 		appendStringInfo(b, "%ld", a->http_status);
@@ -68,7 +71,7 @@ static void
 append_usage(StringInfo b, const LgTenant *tenant, const LgAttempt *a)
 {
 	const LgUsage *u = &a->reply.usage;
-	bool		first = true;
+	bool           first = true;
 
 	appendStringInfoChar(b, '{');
 	int_field(b, &first, "input_tokens", u->input_tokens);
@@ -89,21 +92,30 @@ append_usage(StringInfo b, const LgTenant *tenant, const LgAttempt *a)
 }
 
 Jsonb *
-lg_result_build(const LgCall *call, const LgAttempt *attempts, int nattempts,
-				const LgAttempt *final, double latency_ms)
+lg_result_build(const LgCall    *call,
+				const LgAttempt *attempts,
+				int              nattempts,
+				const LgAttempt *final,
+				double           latency_ms)
 {
 	StringInfoData b;
-	bool		first = true;
+	bool           first = true;
 
 	initStringInfo(&b);
 	appendStringInfoChar(&b, '{');
-	str_field(&b, &first, "id",
-			  DatumGetCString(DirectFunctionCall1(uuid_out,
-												  UUIDPGetDatum(&call->request_id))));
+	str_field(&b,
+			  &first,
+			  "id",
+			  DatumGetCString(
+				  DirectFunctionCall1(uuid_out,
+									  UUIDPGetDatum(&call->request_id))));
 	str_field(&b, &first, "content", final->reply.content);
 	str_field(&b, &first, "model", final->dep->model);
-	str_field(&b, &first, "upstream_model", final->reply.upstream_model
-			  ? final->reply.upstream_model : final->dep->upstream_model);
+	str_field(&b,
+			  &first,
+			  "upstream_model",
+			  final->reply.upstream_model ? final->reply.upstream_model
+										  : final->dep->upstream_model);
 	str_field(&b, &first, "provider", final->dep->provider.name);
 	str_field(&b, &first, "finish_reason", final->reply.finish_reason);
 	key(&b, &first, "cached");
@@ -123,8 +135,12 @@ lg_result_build(const LgCall *call, const LgAttempt *attempts, int nattempts,
 	append_usage(&b, call->tenant, final);
 	ms_field(&b, &first, "latency_ms", latency_ms);
 	int_field(&b, &first, "usage_id", final->usage_id);
-	str_field(&b, &first, "provider_request_id", final->reply.provider_request_id);
+	str_field(&b,
+			  &first,
+			  "provider_request_id",
+			  final->reply.provider_request_id);
 	appendStringInfoChar(&b, '}');
 
-	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(b.data)));
+	return DatumGetJsonbP(
+		DirectFunctionCall1(jsonb_in, CStringGetDatum(b.data)));
 }

@@ -20,6 +20,9 @@ die() { printf 'make test: %s\n' "$*" >&2; echo "0 passed, 1 failed"; exit 1; }
 bash test/deps.sh || die "could not install the packages the tests need"
 lg_setup_users
 
+say "format"
+bash test/format-check.sh || die "src/ is not formatted as .clang-format says (run make format)"
+
 say "build and install (PG_CFLAGS=$CFLAGS_STRICT)"
 lg_build_install "$CFLAGS_STRICT" || die "build or install failed"
 

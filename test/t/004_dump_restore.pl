@@ -1,0 +1,50 @@
+# pg_dump keeps the configuration and the ledger; the restore does not
+# collide with the builtin registry rows, and the sealed keys still work
+# under the same master key.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Utils;
+use Test::More;
+use LlmGatewayTest;
+
+my $port = start_mock();
+my $node = gateway_node('dump', $port);
+
+$node->safe_psql('postgres', q{
+	SELECT llm_model_set('openai/gpt-4o-mini', 'openai', '{"input_usd_per_mtok": 0.2}');
+	SELECT llm_model_set('acme/custom', 'openai', '{"upstream_model": "gpt-4o-mini",
+		"input_usd_per_mtok": 1, "output_usd_per_mtok": 2}');
+	SELECT llm_tenant_set('globex', '{"members": ["public"], "plan": "pro"}');
+	SELECT llm_chat('acme', 'openai/gpt-4o-mini', 'before the dump');
+	SELECT llm_chat('globex', 'acme/custom', 'before the dump too');
+});
+
+my $dump = $node->basedir . '/dump.sql';
+$node->command_ok([ 'pg_dump', '-d', $node->connstr('postgres'), '-f', $dump ],
+	'pg_dump succeeds');
+$node->safe_psql('postgres', 'CREATE DATABASE restored');
+my ($rc, $out, $err) = $node->psql('restored', undef,
+	extra_params => [ '-v', 'ON_ERROR_STOP=1', '-f', $dump ]);
+is($rc, 0, 'the dump restores without errors') or diag($err);
+
+my $q = q{
+	SELECT (SELECT count(*) FROM llm_gateway.providers) || ' ' ||
+	       (SELECT count(*) FROM llm_gateway.models) || ' ' ||
+	       (SELECT count(*) FROM llm_gateway.models WHERE NOT builtin) || ' ' ||
+	       (SELECT count(*) FROM llm_gateway.tenants) || ' ' ||
+	       (SELECT count(*) FROM llm_gateway.tenant_members) || ' ' ||
+	       (SELECT count(*) FROM llm_gateway.usage) || ' ' ||
+	       (SELECT sum(cost_usd) FROM llm_gateway.usage)};
+is($node->safe_psql('restored', $q), $node->safe_psql('postgres', $q),
+	'configuration, registry and ledger are identical after the restore');
+is($node->safe_psql('restored',
+	q{SELECT input_usd_per_mtok FROM llm_gateway.deployments WHERE model = 'openai/gpt-4o-mini'}),
+	'0.2', 'the price correction survives and still shadows the builtin row');
+is($node->safe_psql('restored', q{SELECT llm_chat('globex', 'acme/custom', 'after the restore')}),
+	'mock answer: after the restore', 'the restored sealed key still opens');
+my $next = $node->safe_psql('restored', q{SELECT max(id) FROM llm_gateway.usage});
+is($next, '3', 'the ledger id sequence continues where it was');
+
+$node->stop;
+done_testing();

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Strict mock of LLM provider HTTP APIs for the llm_gateway test suite.
+r"""Strict mock of LLM provider HTTP APIs for the llm_gateway test suite.
 
 Speaks four wire protocols (see shared/PROVIDERS.md), validates requests as
 strictly as the real services and answers with exactly their response shapes.
@@ -162,6 +162,23 @@ mode: close_mid > trickle_ms > chunked > normal.
 
 Mock limitations (400 with a message saying so): streaming, n / candidateCount
 other than 1, non-text content parts / blocks.
+
+Strictness notes
+----------------
+* openai: null optional fields are treated as absent (as OpenAI does);
+  max_tokens together with max_completion_tokens is a 400; stream_options
+  without stream is a 400; tool_choice needs tools; response_format
+  json_object needs the word "json" in the messages.
+* azure: a request carrying an Authorization header is a 401 even if api-key
+  is valid (the key must travel only in api-key).
+* anthropic: only 2023-06-01 is accepted; null values are type errors; text
+  blocks may carry cache_control {"type": "ephemeral"}; thinking budget rules
+  (>= 1024, < max_tokens, temperature 1) are enforced.
+* gemini: like the real proto JSON parser, snake_case spellings
+  (system_instruction, generation_config, max_output_tokens, ...) are accepted
+  and null means "not set"; every contents item must carry role user|model;
+  empty text parts are rejected; at most 5 stopSequences.
+* Idle keep-alive connections are closed after 300 s.
 """
 
 from __future__ import annotations

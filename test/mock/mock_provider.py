@@ -19,6 +19,8 @@ Usage
   protocols.  Keys are never echoed back.
 * SIGTERM / SIGINT shut the server down cleanly (exit status 0).
 * Quiet: request/error lines go to --log FILE if given, else nowhere.
+* ``--tls-cert FILE [--tls-key FILE]`` serves HTTPS instead of plain HTTP
+  (the TLS verification tests use a self-signed certificate).
 * HTTP/1.1 with keep-alive, ``Expect: 100-continue`` and chunked request
   bodies.  Responses always carry Content-Length unless the ``chunked``
   directive is used.
@@ -193,6 +195,7 @@ import re
 import select
 import signal
 import socket
+import ssl
 import socketserver
 import sys
 import threading
@@ -1574,11 +1577,23 @@ class MockServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], api_key: str, logger: Logger) -> None:
+    def __init__(self, address: tuple[str, int], api_key: str, logger: Logger,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.api_key = api_key
         self.logger = logger
         self.stats = Stats()
+        self.tls = tls
         super().__init__(address, MockHandler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        # TLS handshakes happen here, in the connection's own thread, so a
+        # client that fails verification never blocks the accept loop.
+        if self.tls is not None:
+            try:
+                request = self.tls.wrap_socket(request, server_side=True)
+            except (ssl.SSLError, OSError):
+                return
+        super().finish_request(request, client_address)
 
     def server_bind(self) -> None:
         # Skip HTTPServer.server_bind's getfqdn() (a reverse DNS lookup).
@@ -1832,11 +1847,21 @@ def write_port_file(path: str, port: int) -> None:
     os.replace(tmp, path)
 
 
-def make_server(host: str, port: int, api_key: str, logger: Logger) -> MockServer:
+def make_server(host: str, port: int, api_key: str, logger: Logger,
+                tls: ssl.SSLContext | None = None) -> MockServer:
     server_class = MockServer
     if ":" in host:
         server_class = type("MockServer6", (MockServer,), {"address_family": socket.AF_INET6})
-    return server_class((host, port), api_key, logger)
+    return server_class((host, port), api_key, logger, tls)
+
+
+def tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
+    """A server TLS context when --tls-cert is given (HTTPS instead of HTTP)."""
+    if not cert:
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    return ctx
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -1846,6 +1871,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
     parser.add_argument("--api-key", default=DEFAULT_API_KEY, help="the API key accepted by all protocols")
     parser.add_argument("--log", help="append request and error lines to this file")
+    parser.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (chain)")
+    parser.add_argument("--tls-key", help="the private key of --tls-cert (default: in the same file)")
     return parser.parse_args(argv)
 
 
@@ -1856,8 +1883,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mock_provider: refusing to listen on non-loopback address {args.host!r}", file=sys.stderr)
         return 2
     try:
-        server = make_server(host, args.port, args.api_key, Logger(args.log))
-    except OSError as exc:
+        server = make_server(host, args.port, args.api_key, Logger(args.log),
+                             tls_context(args.tls_cert, args.tls_key))
+    except (OSError, ssl.SSLError) as exc:
         print(f"mock_provider: cannot listen on {host}:{args.port}: {exc}", file=sys.stderr)
         return 1
     stop = threading.Event()

@@ -19,9 +19,11 @@ our $MOCK_KEY = 'sk-mock-0123456789abcdef';
 
 my @mock_pids;
 
-# Start the mock provider on a free loopback port; returns the port.
+# Start the mock provider on a free loopback port; returns the port.  Extra
+# arguments go to the mock (--tls-cert FILE for HTTPS, say).
 sub start_mock
 {
+	my @extra = @_;
 	my $dir = PostgreSQL::Test::Utils::tempdir();
 	my $script = abs_path(dirname(__FILE__) . '/../mock/mock_provider.py');
 	my $pid = fork();
@@ -29,7 +31,7 @@ sub start_mock
 	if ($pid == 0)
 	{
 		exec('python3', $script, '--port', '0', '--port-file', "$dir/port",
-			'--log', "$dir/mock.log")
+			'--log', "$dir/mock.log", @extra)
 		  or die "exec python3: $!";
 	}
 	push @mock_pids, $pid;

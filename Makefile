@@ -17,6 +17,8 @@ OBJS = \
 	src/catalog.o \
 	src/provider.o \
 	src/provider_openai.o \
+	src/provider_anthropic.o \
+	src/provider_gemini.o \
 	src/pricing.o \
 	src/ledger.o \
 	src/result.o \
@@ -33,7 +35,8 @@ SHLIB_LINK = -lcurl -lcrypto
 # pg_regress: one file per feature, in a temporary instance that preloads the
 # library.  test/tmp/regress.conf is written by test/run-tests.sh (it carries
 # the port of the mock provider the harness started).
-REGRESS = setup admin crypto validation complete provider_errors pricing \
+REGRESS = setup admin crypto validation complete provider_errors anthropic gemini \
+	pricing \
 	permissions timeout
 REGRESS_OPTS = --temp-config=test/tmp/regress.conf --temp-instance=./tmp_check \
 	--no-locale --encoding=UTF8 \

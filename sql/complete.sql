@@ -86,12 +86,5 @@ SELECT llm_model_set('local/llama', 'keyless', '{"upstream_model": "llama3", "in
 SELECT llm_chat('acme', 'local/llama', 'hi');
 \echo :LAST_ERROR_SQLSTATE
 
--- Anthropic and Gemini can be configured, but their protocols are not in
--- this version: a call is refused before anything is sent.
-SELECT llm_provider_set('anthropic', 'anthropic', '{"api_key": "sk-ant-x"}') ->> 'kind';
-SELECT llm_chat('acme', 'anthropic/claude-3-5-sonnet-20241022', 'hi');
-\echo :LAST_ERROR_SQLSTATE
-SELECT llm_provider_delete('anthropic');
-
 -- Every success above left exactly one ledger row per call.
 SELECT status, count(*) FROM llm_gateway.usage WHERE tenant = 'acme' GROUP BY 1 ORDER BY 1;

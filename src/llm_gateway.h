@@ -280,6 +280,25 @@ typedef struct LgProviderOps
 
 extern const LgProviderOps lg_openai_ops;
 extern const LgProviderOps lg_azure_openai_ops;
+extern const LgProviderOps lg_anthropic_ops;
+extern const LgProviderOps lg_gemini_ops;
+
+/*
+ * A conversation as the two-role protocols want it: the system messages
+ * joined into one text, and consecutive messages of the same role merged.
+ */
+typedef struct LgTurn
+{
+	LgRole         role; /* LG_ROLE_USER or LG_ROLE_ASSISTANT */
+	StringInfoData text;
+} LgTurn;
+
+extern int   lg_conversation_turns(const LgRequest *req,
+								   char           **system_text,
+								   LgTurn         **turns);
+extern int64 lg_json_count(const LgJsonField *field);
+extern char *lg_json_server_string(const LgJsonField *field);
+extern char *lg_url_path_segment(const char *s);
 
 extern const char *lg_kind_name(LgProviderKind kind);
 extern bool        lg_kind_parse(const char *name, LgProviderKind *kind);

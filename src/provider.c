@@ -58,13 +58,12 @@ ops_for(LgProviderKind kind)
 			return &lg_openai_ops;
 		case LG_KIND_AZURE_OPENAI:
 			return &lg_azure_openai_ops;
-		default:
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("providers of kind \"%s\" are not supported by "
-							"this version",
-							lg_kind_name(kind))));
+		case LG_KIND_ANTHROPIC:
+			return &lg_anthropic_ops;
+		case LG_KIND_GEMINI:
+			return &lg_gemini_ops;
 	}
+	elog(ERROR, "unknown provider kind %d", (int) kind);
 	pg_unreachable();
 }
 
@@ -88,6 +87,82 @@ lg_json_append_key(StringInfo buf, bool *first, const char *key)
 	*first = false;
 	escape_json(buf, key);
 	appendStringInfoChar(buf, ':');
+}
+
+/* ---- helpers for the protocol files ---- */
+
+/* A path segment of a URL (deployment or model name): unreserved bytes only. */
+char *
+lg_url_path_segment(const char *s)
+{
+	StringInfoData out;
+
+	initStringInfo(&out);
+	for (const unsigned char *p = (const unsigned char *) s; *p; p++)
+	{
+		if (isalnum(*p) || *p == '-' || *p == '_' || *p == '.' || *p == '~')
+			appendStringInfoChar(&out, *p);
+		else
+			appendStringInfo(&out, "%%%02X", *p);
+	}
+	return out.data;
+}
+
+/* A token count from a reply: a non-negative integer, clamped to int32. */
+int64
+lg_json_count(const LgJsonField *f)
+{
+	long long n;
+
+	if (!f->found || !f->is_number)
+		return 0;
+	n = strtoll(f->value.data, NULL, 10);
+	return n < 0 ? 0 : Min(n, (long long) PG_INT32_MAX);
+}
+
+/* A string from a reply, in the server encoding; NULL when absent or null. */
+char *
+lg_json_server_string(const LgJsonField *f)
+{
+	if (!f->found || f->is_null)
+		return NULL;
+	return pg_any_to_server(f->value.data, f->value.len, PG_UTF8);
+}
+
+/*
+ * Anthropic and Gemini take the system text apart from the conversation and
+ * want user and assistant turns to alternate: join every system message
+ * (in order, blank-line separated) and merge runs of one role the same way.
+ */
+int
+lg_conversation_turns(const LgRequest *req, char **system_text, LgTurn **turns)
+{
+	StringInfoData system;
+	int            n = 0;
+
+	initStringInfo(&system);
+	*turns = palloc0(sizeof(LgTurn) * req->nmessages);
+	for (int i = 0; i < req->nmessages; i++)
+	{
+		const LgMessage *m = &req->messages[i];
+		StringInfo       target;
+
+		if (m->role == LG_ROLE_SYSTEM)
+			target = &system;
+		else if (n > 0 && (*turns)[n - 1].role == m->role)
+			target = &(*turns)[n - 1].text;
+		else
+		{
+			(*turns)[n].role = m->role;
+			initStringInfo(&(*turns)[n].text);
+			target = &(*turns)[n++].text;
+		}
+		if (target->len > 0)
+			appendStringInfoString(target, "\n\n");
+		appendStringInfoString(target, m->content);
+	}
+	*system_text = system.len > 0 ? system.data : NULL;
+	return n;
 }
 
 /* ---- what the caller is told ---- */

@@ -109,23 +109,6 @@ openai_build(const LgRequest    *req,
 	finish_request(http, &body);
 }
 
-/* Azure deployment names are path segments: keep only unreserved bytes. */
-static char *
-path_segment(const char *s)
-{
-	StringInfoData out;
-
-	initStringInfo(&out);
-	for (const unsigned char *p = (const unsigned char *) s; *p; p++)
-	{
-		if (isalnum(*p) || *p == '-' || *p == '_' || *p == '.' || *p == '~')
-			appendStringInfoChar(&out, *p);
-		else
-			appendStringInfo(&out, "%%%02X", *p);
-	}
-	return out.data;
-}
-
 static void
 azure_build(const LgRequest    *req,
 			const LgDeployment *dep,
@@ -137,7 +120,7 @@ azure_build(const LgRequest    *req,
 	http->url =
 		psprintf("%s/openai/deployments/%s/chat/completions?api-version=%s",
 				 dep->provider.base_url,
-				 path_segment(dep->upstream_model),
+				 lg_url_path_segment(dep->upstream_model),
 				 dep->provider.api_version ? dep->provider.api_version
 										   : DEFAULT_AZURE_API_VERSION);
 	http->headers = common_headers(dep);
@@ -164,26 +147,6 @@ enum
 	F_ERROR_MESSAGE,
 	NFIELDS
 };
-
-/* A token count: a non-negative integer, clamped to int32. */
-static int64
-token_count(const LgJsonField *f)
-{
-	long long n;
-
-	if (!f->found || !f->is_number)
-		return 0;
-	n = strtoll(f->value.data, NULL, 10);
-	return n < 0 ? 0 : Min(n, (long long) PG_INT32_MAX);
-}
-
-static char *
-server_string(const LgJsonField *f)
-{
-	if (!f->found || f->is_null)
-		return NULL;
-	return pg_any_to_server(f->value.data, f->value.len, PG_UTF8);
-}
 
 static bool
 openai_parse_reply(const char *body, size_t len, LgReply *reply, char **why)
@@ -213,17 +176,17 @@ openai_parse_reply(const char *body, size_t len, LgReply *reply, char **why)
 		return false;
 	}
 	memset(reply, 0, sizeof(*reply));
-	reply->content = server_string(&f[F_CONTENT]);
-	reply->finish_reason = server_string(&f[F_FINISH]);
-	reply->provider_request_id = server_string(&f[F_ID]);
-	reply->upstream_model = server_string(&f[F_MODEL]);
+	reply->content = lg_json_server_string(&f[F_CONTENT]);
+	reply->finish_reason = lg_json_server_string(&f[F_FINISH]);
+	reply->provider_request_id = lg_json_server_string(&f[F_ID]);
+	reply->upstream_model = lg_json_server_string(&f[F_MODEL]);
 	reply->has_usage = f[F_PROMPT].found || f[F_COMPLETION].found;
-	reply->usage.input_tokens = token_count(&f[F_PROMPT]);
-	reply->usage.output_tokens = token_count(&f[F_COMPLETION]);
+	reply->usage.input_tokens = lg_json_count(&f[F_PROMPT]);
+	reply->usage.output_tokens = lg_json_count(&f[F_COMPLETION]);
 	reply->usage.cached_tokens =
-		Min(token_count(&f[F_CACHED]), reply->usage.input_tokens);
+		Min(lg_json_count(&f[F_CACHED]), reply->usage.input_tokens);
 	reply->usage.reasoning_tokens =
-		Min(token_count(&f[F_REASONING]), reply->usage.output_tokens);
+		Min(lg_json_count(&f[F_REASONING]), reply->usage.output_tokens);
 	return true;
 }
 

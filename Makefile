@@ -20,6 +20,10 @@ OBJS = \
 	src/provider_anthropic.o \
 	src/provider_gemini.o \
 	src/pricing.o \
+	src/shmem.o \
+	src/spend.o \
+	src/worker.o \
+	src/maintenance.o \
 	src/ledger.o \
 	src/result.o \
 	src/api.o
@@ -36,6 +40,7 @@ SHLIB_LINK = -lcurl -lcrypto
 # library.  test/tmp/regress.conf is written by test/run-tests.sh (it carries
 # the port of the mock provider the harness started).
 REGRESS = setup admin crypto validation complete provider_errors anthropic gemini \
+	spend \
 	pricing \
 	permissions timeout
 REGRESS_OPTS = --temp-config=test/tmp/regress.conf --temp-instance=./tmp_check \

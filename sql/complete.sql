@@ -86,5 +86,9 @@ SELECT llm_model_set('local/llama', 'keyless', '{"upstream_model": "llama3", "in
 SELECT llm_chat('acme', 'local/llama', 'hi');
 \echo :LAST_ERROR_SQLSTATE
 
--- Every success above left exactly one ledger row per call.
-SELECT status, count(*) FROM llm_gateway.usage WHERE tenant = 'acme' GROUP BY 1 ORDER BY 1;
+-- Every call above left exactly one ledger row: the successes in their own
+-- transaction, the failures through the worker (llm_maintenance() waits for
+-- it to finish).
+SELECT (llm_maintenance() -> 'spend' ->> 'pending')::int AS pending;
+SELECT status, written_by, count(*) FROM llm_gateway.usage WHERE tenant = 'acme'
+ GROUP BY 1, 2 ORDER BY 1, 2;

@@ -144,6 +144,7 @@ CREATE TABLE llm_gateway.usage (
     provider            text,
     upstream_model      text,
     status              text NOT NULL CHECK (status IN ('ok', 'error', 'timeout', 'cancelled')),
+                                        -- cancelled: interrupted in flight (cost estimated)
     http_status         integer,
     error_code          text,               -- SQLSTATE raised to the caller
     error               text,
@@ -160,7 +161,9 @@ CREATE TABLE llm_gateway.usage (
     fallback_reason     text,
     finish_reason       text,
     provider_request_id text,
-    metadata            jsonb
+    metadata            jsonb,
+    written_by          text NOT NULL DEFAULT 'caller'
+                        CHECK (written_by IN ('caller', 'worker'))
 );
 COMMENT ON TABLE llm_gateway.usage IS
     'Usage ledger: one row per provider attempt, with raw token components and cost';
@@ -849,6 +852,15 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'llm_complete';
 COMMENT ON FUNCTION @extschema@.llm_complete(text, text, jsonb, jsonb) IS
     'Complete a chat for a tenant through its gateway; returns content, usage and cost';
+
+CREATE FUNCTION @extschema@.llm_maintenance(at timestamptz DEFAULT now())
+RETURNS jsonb
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'llm_maintenance';
+COMMENT ON FUNCTION @extschema@.llm_maintenance(timestamptz) IS
+    'One pass of the background worker''s periodic work, run now; returns what it did';
+REVOKE ALL ON FUNCTION @extschema@.llm_maintenance(timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.llm_maintenance(timestamptz) TO llm_gateway_admin;
 
 CREATE FUNCTION @extschema@.llm_chat(tenant text, model text, prompt text,
                                      options jsonb DEFAULT '{}')

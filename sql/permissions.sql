@@ -74,5 +74,6 @@ SET ROLE lg_app_b;
 SELECT llm_chat('acme', 'openai/gpt-4o-mini', 'acme is public');
 RESET ROLE;
 
+SELECT (llm_maintenance() -> 'spend' ->> 'pending')::int AS pending;
 SELECT tenant, count(*) FROM llm_gateway.usage
  WHERE tenant IN ('tenant_a', 'tenant_b', 'tenant_c') GROUP BY 1 ORDER BY 1;

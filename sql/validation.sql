@@ -1,6 +1,7 @@
 -- validation: every refusal of bad arguments, each with its SQLSTATE,
 -- before any provider is called.
 \set m4 'openai/gpt-4o-mini'
+SELECT (llm_maintenance() -> 'spend' ->> 'pending')::int AS pending;
 SELECT count(*) AS rows_before FROM llm_gateway.usage \gset
 
 -- messages
@@ -128,4 +129,5 @@ SELECT llm_complete('acme', :'m4', :'ok');
 ROLLBACK;
 
 -- only the two successful calls of "limited" reached the ledger
+SELECT (llm_maintenance() -> 'spend' ->> 'pending')::int AS pending;
 SELECT count(*) - :rows_before AS new_rows FROM llm_gateway.usage;

@@ -2,10 +2,10 @@
  * api.c — the SQL-callable entry points llm_complete() and llm_chat().
  *
  * One call: validate the arguments, resolve tenant (with the membership
- * check) and deployment, run the attempt, write its ledger row, then either
- * return the result or raise the attempt's error.  The ledger row is written
- * before the error is raised, so a failed attempt is recorded in the same
- * way as a successful one.
+ * check) and deployment, run the attempt, record it, then either return the
+ * result or raise the attempt's error.  From the moment the request leaves,
+ * the attempt holds a spend slot (spend.c), so its ledger row survives a
+ * rollback, an error, a cancel or the end of the backend.
  */
 #include "llm_gateway.h"
 
@@ -47,6 +47,49 @@ raise_attempt_error(const LgAttempt *a)
 			 a->hint ? errhint("%s", a->hint) : 0));
 }
 
+/* The spend slot is taken just before the request leaves. */
+typedef struct SpendHookArg
+{
+	LgSpendHandle      *handle;
+	const LgCall       *call;
+	const LgDeployment *dep;
+} SpendHookArg;
+
+static void
+spend_before_send(void *arg)
+{
+	SpendHookArg *h = (SpendHookArg *) arg;
+
+	lg_spend_begin(h->handle, h->call, h->dep, 1);
+}
+
+static void
+spend_on_abandon(void *arg, const char *why)
+{
+	SpendHookArg *h = (SpendHookArg *) arg;
+
+	lg_spend_interrupted(h->handle, why);
+}
+
+/*
+ * Record the attempt: its slot gets the outcome, and the caller's own
+ * transaction gets the row too unless the worker alone writes it.
+ */
+static void
+record_attempt(LgSpendHandle *spend, const LgCall *call, LgAttempt *attempt)
+{
+	LgSpendEntry *entry = palloc(sizeof(LgSpendEntry));
+
+	lg_spend_settle(spend, call, attempt, entry);
+	if (spend->caller_writes)
+	{
+		lg_ledger_insert(entry, true);
+		lg_spend_inserted(spend);
+	}
+	attempt->usage_id = spend->usage_id;
+	pfree(entry);
+}
+
 static Jsonb *
 complete(text             *tenant_arg,
 		 text             *model_arg,
@@ -54,15 +97,19 @@ complete(text             *tenant_arg,
 		 Jsonb            *options,
 		 const LgAttempt **final)
 {
-	LgRequest    *req = palloc(sizeof(LgRequest));
-	LgTenant     *tenant = palloc0(sizeof(LgTenant));
-	LgDeployment *dep = palloc0(sizeof(LgDeployment));
-	LgAttempt    *attempt = palloc0(sizeof(LgAttempt));
-	LgCall        call;
-	instr_time    start;
-	instr_time    elapsed;
+	LgRequest     *req = palloc(sizeof(LgRequest));
+	LgTenant      *tenant = palloc0(sizeof(LgTenant));
+	LgDeployment  *dep = palloc0(sizeof(LgDeployment));
+	LgAttempt     *attempt = palloc0(sizeof(LgAttempt));
+	LgSpendHandle  spend;
+	LgCall         call;
+	SpendHookArg   hook_arg = {&spend, &call, dep};
+	LgAttemptHooks hooks = {spend_before_send, spend_on_abandon, &hook_arg};
+	instr_time     start;
+	instr_time     elapsed;
 
 	INSTR_TIME_SET_CURRENT(start);
+	lg_shmem_require();
 	check_enabled();
 	PreventCommandIfReadOnly("llm_complete()");
 	lg_request_parse(req, tenant_arg, model_arg, messages, options);
@@ -74,8 +121,8 @@ complete(text             *tenant_arg,
 	call.req = req;
 	call.tenant = tenant;
 
-	lg_attempt_run(attempt, req, dep);
-	lg_ledger_record(&call, attempt);
+	lg_attempt_run(attempt, req, dep, &hooks);
+	record_attempt(&spend, &call, attempt);
 	if (attempt->status != LG_ATTEMPT_OK)
 		raise_attempt_error(attempt);
 

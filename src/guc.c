@@ -19,6 +19,10 @@ int   lg_connect_timeout_ms = 10000;
 int   lg_max_response_kb = 8 * 1024;
 int   lg_max_request_kb = 8 * 1024;
 char *lg_ca_bundle = NULL;
+char *lg_database = NULL;
+int   lg_worker_interval_ms = 1000;
+int   lg_spend_queue_size = 1024;
+int   lg_transactional_ledger_rows = 64;
 
 static const char *
 show_master_key(void)
@@ -132,6 +136,65 @@ lg_define_settings(void)
 		"",
 		PGC_SIGHUP,
 		GUC_SUPERUSER_ONLY,
+		NULL,
+		NULL,
+		NULL);
+
+	DefineCustomStringVariable(
+		"llm_gateway.database",
+		"Database the llm_gateway background worker connects to.",
+		"Spend waiting for other databases is written by short-lived "
+		"workers started on demand.",
+		&lg_database,
+		"postgres",
+		PGC_POSTMASTER,
+		0,
+		NULL,
+		NULL,
+		NULL);
+
+	DefineCustomIntVariable(
+		"llm_gateway.worker_interval",
+		"Time between two maintenance passes of the background worker.",
+		"Spend to write wakes the worker at once, whatever this says.",
+		&lg_worker_interval_ms,
+		1000,
+		10,
+		3600000,
+		PGC_SIGHUP,
+		GUC_UNIT_MS,
+		NULL,
+		NULL,
+		NULL);
+
+	DefineCustomIntVariable(
+		"llm_gateway.spend_queue_size",
+		"Slots in shared memory for calls whose ledger rows are not "
+		"written yet.",
+		"Each slot takes about 7 kB.  Calls wait, then fail with "
+		"SQLSTATE LG060, when all are taken.",
+		&lg_spend_queue_size,
+		1024,
+		16,
+		1048576,
+		PGC_POSTMASTER,
+		0,
+		NULL,
+		NULL,
+		NULL);
+
+	DefineCustomIntVariable(
+		"llm_gateway.transactional_ledger_rows",
+		"Calls per transaction whose ledger row is also written in the "
+		"caller's transaction.",
+		"Later calls of the same transaction are written by the worker "
+		"alone, so a large batch never holds the queue.",
+		&lg_transactional_ledger_rows,
+		64,
+		0,
+		1000000,
+		PGC_USERSET,
+		0,
 		NULL,
 		NULL,
 		NULL);

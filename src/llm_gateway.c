@@ -26,4 +26,8 @@ _PG_init(void)
 						 "postgresql.conf and restart the server.")));
 
 	lg_define_settings();
+	lg_shmem_init();
+	/* pg_upgrade starts the server in binary-upgrade mode: no worker then */
+	if (!IsBinaryUpgrade)
+		lg_worker_register();
 }

@@ -46,6 +46,7 @@
 #define ERRCODE_LG_RESPONSE_MALFORMED    MAKE_SQLSTATE('L', 'G', '0', '2', '8')
 #define ERRCODE_LG_MASTER_KEY_MISSING    MAKE_SQLSTATE('L', 'G', '0', '5', '0')
 #define ERRCODE_LG_SECRET_UNREADABLE     MAKE_SQLSTATE('L', 'G', '0', '5', '1')
+#define ERRCODE_LG_SPEND_QUEUE_FULL      MAKE_SQLSTATE('L', 'G', '0', '6', '0')
 #define ERRCODE_LG_NOT_PRELOADED         MAKE_SQLSTATE('L', 'G', '0', '9', '0')
 
 /* ---- settings (guc.c) ---- */
@@ -328,9 +329,22 @@ typedef struct LgAttempt
 	int64 usage_id;
 } LgAttempt;
 
-extern void        lg_attempt_run(LgAttempt          *attempt,
-								  const LgRequest    *req,
-								  const LgDeployment *dep);
+/*
+ * What the caller of lg_attempt_run wants to know: the moment the request is
+ * about to leave (it may cost money from then on), and an error that
+ * abandons the exchange (cancel, statement_timeout) with its message.
+ */
+typedef struct LgAttemptHooks
+{
+	void (*before_send)(void *arg);
+	void (*on_abandon)(void *arg, const char *why);
+	void *arg;
+} LgAttemptHooks;
+
+extern void        lg_attempt_run(LgAttempt            *attempt,
+								  const LgRequest      *req,
+								  const LgDeployment   *dep,
+								  const LgAttemptHooks *hooks);
 extern const char *lg_attempt_status_name(LgAttemptStatus status);
 
 /* JSON writing helpers shared by the request builders. */
@@ -341,7 +355,7 @@ extern void lg_json_append_key(StringInfo buf, bool *first, const char *key);
 extern int64 lg_cost_picousd(const LgUsage *usage, const LgPrice *price);
 extern void  lg_append_picousd(StringInfo buf, int64 picousd);
 
-/* ---- ledger (ledger.c) ---- */
+/* ---- one call ---- */
 typedef struct LgCall
 {
 	pg_uuid_t        request_id;
@@ -350,8 +364,112 @@ typedef struct LgCall
 	const LgTenant  *tenant;
 } LgCall;
 
-extern void lg_ledger_record(const LgCall *call, LgAttempt *attempt);
 extern void lg_uuid_generate(pg_uuid_t *uuid);
+
+/* ---- spend that is never lost (spend.c, ledger.c) ---- */
+
+/*
+ * One ledger row as it waits in shared memory.  Fixed-size text fields: the
+ * arguments that fill them are validated to fit (labels 256 bytes, metadata
+ * LG_METADATA_MAX); provider-supplied text is cut to fit.  An empty string
+ * stands for NULL.
+ */
+#define LG_LABEL_MAX    257
+#define LG_MODEL_MAX    201
+#define LG_ERROR_MAX    1024
+#define LG_METADATA_MAX 4096
+
+typedef struct LgSpendEntry
+{
+	int64       usage_id;
+	pg_uuid_t   request_id;
+	TimestampTz created_at;
+	int32       attempt;
+	int32       http_status;
+	bool        usage_estimated;
+	int64       input_tokens;
+	int64       cached_tokens;
+	int64       cache_write_tokens;
+	int64       reasoning_tokens;
+	int64       output_tokens;
+	int64       cost_picousd;
+	double      latency_ms;
+	char        status[12];
+	char        error_code[6];
+	char        tenant[LG_LABEL_MAX];
+	char        agent[LG_LABEL_MAX];
+	char        channel[LG_LABEL_MAX];
+	char        session_id[LG_LABEL_MAX];
+	char        conversation_id[LG_LABEL_MAX];
+	char        model[LG_MODEL_MAX];
+	char        provider[64];
+	char        upstream_model[LG_MODEL_MAX];
+	char        finish_reason[33];
+	char        provider_request_id[129];
+	char        error[LG_ERROR_MAX];
+	char        metadata[LG_METADATA_MAX]; /* jsonb as text */
+} LgSpendEntry;
+
+/* The caller's claim on the slot of one attempt. */
+typedef struct LgSpendHandle
+{
+	int    slot;
+	uint64 generation;
+	bool   caller_writes; /* the row also goes into the caller's transaction */
+	int64  usage_id;
+} LgSpendHandle;
+
+typedef struct LgSpendReport
+{
+	int written;   /* rows written by this pass */
+	int settled;   /* entries whose caller's transaction committed its row */
+	int discarded; /* entries of a database without the extension */
+	int pending;   /* entries still waiting (callers' transactions open) */
+} LgSpendReport;
+
+extern void lg_spend_begin(LgSpendHandle      *h,
+						   const LgCall       *call,
+						   const LgDeployment *dep,
+						   int                 attempt);
+extern void lg_spend_interrupted(const LgSpendHandle *h, const char *why);
+extern void lg_spend_settle(LgSpendHandle   *h,
+							const LgCall    *call,
+							const LgAttempt *attempt,
+							LgSpendEntry    *entry);
+extern void lg_spend_inserted(const LgSpendHandle *h);
+extern bool lg_spend_flush(LgSpendReport *report, int max_rows);
+extern void lg_spend_wait_for_writers(LgSpendReport *report);
+extern int  lg_spend_discard(Oid dboid);
+extern void lg_spend_init_backend(void);
+extern int  lg_spend_other_databases(Oid *dboids, int max);
+
+extern void lg_ledger_insert(const LgSpendEntry *entry, bool by_caller);
+
+/* ---- shared memory (shmem.c) ---- */
+extern void lg_shmem_init(void);
+extern void lg_shmem_require(void);
+extern void lg_worker_wake(void);
+
+/* ---- background worker and maintenance (worker.c, maintenance.c) ---- */
+extern char *lg_database;
+extern int   lg_worker_interval_ms;
+extern int   lg_spend_queue_size;
+extern int   lg_transactional_ledger_rows;
+
+/* One maintenance pass: what it was asked to do and what it did. */
+typedef struct LgMaintenance
+{
+	TimestampTz   at;
+	bool          full; /* every duty, not only writing spend */
+	LgSpendReport spend;
+	bool          more; /* stopped at its row limit: run again */
+	double        duration_ms;
+} LgMaintenance;
+
+extern void   lg_worker_register(void);
+extern bool   lg_extension_installed(void);
+extern void   lg_maintenance_run(LgMaintenance *m, bool wait_for_writers);
+extern Jsonb *lg_maintenance_jsonb(const LgMaintenance *m);
 
 /* ---- result (result.c) ---- */
 extern Jsonb *lg_result_build(const LgCall    *call,

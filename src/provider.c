@@ -403,11 +403,28 @@ effective_timeout(const LgRequest *req, const LgDeployment *dep)
 	return lg_timeout_ms;
 }
 
+/* Tell the hooks that the exchange was abandoned, with the error's words. */
+static void
+report_abandon(const LgAttemptHooks *hooks, MemoryContext cxt)
+{
+	MemoryContext errcxt = MemoryContextSwitchTo(cxt);
+	ErrorData    *edata = CopyErrorData();
+
+	hooks->on_abandon(hooks->arg, edata->message);
+	FreeErrorData(edata);
+	MemoryContextSwitchTo(errcxt);
+}
+
 void
-lg_attempt_run(LgAttempt *a, const LgRequest *req, const LgDeployment *dep)
+lg_attempt_run(LgAttempt            *a,
+			   const LgRequest      *req,
+			   const LgDeployment   *dep,
+			   const LgAttemptHooks *hooks)
 {
 	const LgProviderOps *ops = ops_for(dep->provider.kind);
+	MemoryContext        cxt = CurrentMemoryContext;
 	char                *key = NULL;
+	volatile bool        sent = false;
 	LgHttpRequest        http;
 	LgHttpResponse       resp;
 	instr_time           start;
@@ -426,20 +443,28 @@ lg_attempt_run(LgAttempt *a, const LgRequest *req, const LgDeployment *dep)
 		key = lg_secret_decrypt(dep->provider.api_key_enc,
 								psprintf("provider:%s", dep->provider.name),
 								dep->provider.name);
-	INSTR_TIME_SET_CURRENT(start);
 	PG_TRY();
 	{
 		ops->build(req, dep, key, &http);
+		if (hooks && hooks->before_send)
+			hooks->before_send(hooks->arg);
+		sent = true;
+		INSTR_TIME_SET_CURRENT(start);
 		lg_http_post(&http, &resp);
 		INSTR_TIME_SET_CURRENT(elapsed);
 		INSTR_TIME_SUBTRACT(elapsed, start);
 		a->latency_ms = INSTR_TIME_GET_MILLISEC(elapsed);
 		interpret(a, ops, &resp, req, key, http.timeout_ms);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
 		lg_http_wipe_request(&http);
 		lg_secret_free(key);
+		if (sent && hooks && hooks->on_abandon)
+			report_abandon(hooks, cxt);
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	lg_http_wipe_request(&http);
+	lg_secret_free(key);
 }

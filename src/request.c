@@ -14,7 +14,6 @@
 #include "utils/numeric.h"
 
 #define MAX_LABEL_LEN      256
-#define MAX_METADATA_BYTES (64 * 1024)
 #define MAX_STOP_SEQUENCES 4
 
 typedef void (*FieldFn)(const char *key, JsonbValue *value, void *arg);
@@ -324,17 +323,20 @@ static Jsonb *
 option_metadata(const JsonbValue *v)
 {
 	Jsonb *jb;
+	char  *text;
 
 	if (!jbv_is_object(v))
 		option_error("metadata", "a JSON object", v);
 	jb = JsonbValueToJsonb((JsonbValue *) v);
-	if (VARSIZE(jb) > MAX_METADATA_BYTES)
+	/* it must fit a spend slot, as text */
+	text = JsonbToCString(NULL, &jb->root, VARSIZE(jb));
+	if (strlen(text) >= LG_METADATA_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_LG_INVALID_OPTIONS),
 				 errmsg("option \"metadata\" is too large"),
-				 errdetail("It takes %zu bytes; the limit is %d.",
-						   (size_t) VARSIZE(jb),
-						   MAX_METADATA_BYTES)));
+				 errdetail("It takes %zu bytes as text; the limit is %d.",
+						   strlen(text),
+						   LG_METADATA_MAX - 1)));
 	return jb;
 }
 

@@ -1,0 +1,83 @@
+/*
+ * maintenance.c — one pass of the periodic work, and llm_maintenance().
+ *
+ * The background worker runs lg_maintenance_run() every
+ * llm_gateway.worker_interval (and, to write spend only, whenever it is
+ * woken); llm_maintenance() runs the same code synchronously, in the
+ * caller's transaction, and waits for other writers so that the next
+ * statement sees every row that could be written.  Each duty is idempotent:
+ * a pass may run twice, late, or concurrently with another.
+ *
+ * Duties: write the spend that callers' transactions did not commit.
+ */
+#include "llm_gateway.h"
+
+#define FLUSH_BATCH 1000
+#define FLUSH_BATCHES \
+	20 /* rows per pass at most: FLUSH_BATCH × FLUSH_BATCHES */
+
+PG_FUNCTION_INFO_V1(llm_maintenance);
+
+void
+lg_maintenance_run(LgMaintenance *m, bool wait_for_writers)
+{
+	instr_time start;
+	instr_time elapsed;
+	int        batches = 0;
+
+	INSTR_TIME_SET_CURRENT(start);
+	memset(&m->spend, 0, sizeof(m->spend));
+	do
+		m->more = lg_spend_flush(&m->spend, FLUSH_BATCH);
+	while (m->more && ++batches < FLUSH_BATCHES);
+	if (wait_for_writers && !m->more)
+		lg_spend_wait_for_writers(&m->spend);
+	INSTR_TIME_SET_CURRENT(elapsed);
+	INSTR_TIME_SUBTRACT(elapsed, start);
+	m->duration_ms = INSTR_TIME_GET_MILLISEC(elapsed);
+}
+
+Jsonb *
+lg_maintenance_jsonb(const LgMaintenance *m)
+{
+	StringInfoData b;
+
+	initStringInfo(&b);
+	appendStringInfo(&b,
+					 "{\"at\": \"%s\", \"full\": %s, \"duration_ms\": %.3f, ",
+					 timestamptz_to_str(m->at),
+					 m->full ? "true" : "false",
+					 m->duration_ms);
+	appendStringInfo(&b,
+					 "\"spend\": {\"written\": %d, \"settled\": %d, "
+					 "\"pending\": %d, "
+					 "\"discarded\": %d, \"more\": %s}}",
+					 m->spend.written,
+					 m->spend.settled,
+					 m->spend.pending,
+					 m->spend.discarded,
+					 m->more ? "true" : "false");
+	return DatumGetJsonbP(
+		DirectFunctionCall1(jsonb_in, CStringGetDatum(b.data)));
+}
+
+/*
+ * llm_maintenance(at timestamptz DEFAULT now()) RETURNS jsonb
+ *
+ * EXECUTE is granted to llm_gateway_admin only.  "at" is the moment the
+ * pass acts as of (later duties use it for period boundaries).
+ */
+Datum
+llm_maintenance(PG_FUNCTION_ARGS)
+{
+	LgMaintenance m;
+
+	lg_shmem_require();
+	PreventCommandIfReadOnly("llm_maintenance()");
+	memset(&m, 0, sizeof(m));
+	m.at = PG_ARGISNULL(0) ? GetCurrentTransactionStartTimestamp()
+						   : PG_GETARG_TIMESTAMPTZ(0);
+	m.full = true;
+	lg_maintenance_run(&m, true);
+	PG_RETURN_JSONB_P(lg_maintenance_jsonb(&m));
+}

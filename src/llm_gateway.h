@@ -440,6 +440,7 @@ extern void lg_spend_inserted(const LgSpendHandle *h);
 extern bool lg_spend_flush(LgSpendReport *report, int max_rows);
 extern void lg_spend_wait_for_writers(LgSpendReport *report);
 extern int  lg_spend_discard(Oid dboid);
+extern int  lg_spend_waiting(void);
 extern void lg_spend_init_backend(void);
 extern int  lg_spend_other_databases(Oid *dboids, int max);
 

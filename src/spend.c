@@ -679,6 +679,32 @@ lg_spend_wait_for_writers(LgSpendReport *report)
 	}
 }
 
+/*
+ * Entries of this database that a writer will still get: READY or CLAIMED
+ * ones, and HELD ones whose owner is alive (its transaction may yet abort).
+ * HELD entries of a prepared transaction wait for COMMIT/ROLLBACK PREPARED
+ * and are not counted.
+ */
+int
+lg_spend_waiting(void)
+{
+	int n = 0;
+
+	LWLockAcquire(lg_shared->lock, LW_SHARED);
+	for (int i = 0; i < lg_shared->nslots; i++)
+	{
+		LgSpendSlot *s = &lg_shared->slots[i];
+
+		if (s->dboid != MyDatabaseId || s->state == LG_SLOT_FREE)
+			continue;
+		if (s->state != LG_SLOT_HELD ||
+			BackendPidGetProc(s->owner_pid) != NULL)
+			n++;
+	}
+	LWLockRelease(lg_shared->lock);
+	return n;
+}
+
 /* Drop the waiting entries of a database that no longer has the extension. */
 int
 lg_spend_discard(Oid dboid)

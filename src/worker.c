@@ -9,6 +9,11 @@
  * is restarted by the postmaster after RESTART_S seconds, and finds in
  * shared memory whatever was still waiting.
  *
+ * SIGTERM (server shutdown, pg_terminate_backend) does not stop it at once:
+ * the backends being shut down at the same moment abort their transactions
+ * and hand their rows over, so the worker keeps writing until nothing of its
+ * database waits any more (or DRAIN_LIMIT_MS passes), then exits.
+ *
  * Where the extension is not installed the worker does nothing, and it
  * never waits for a lock on the ledger: if DROP EXTENSION (or anything
  * else) holds it, the pass is skipped, so the worker never blocks DDL.
@@ -34,6 +39,10 @@
 
 #define RESTART_S        5
 #define ERROR_BACKOFF_MS 1000
+#define DRAIN_LIMIT_MS   10000
+#define DRAIN_POLL_MS    10
+
+static volatile sig_atomic_t got_sigterm = false;
 
 PGDLLEXPORT void lg_worker_main(Datum arg);
 PGDLLEXPORT void lg_flusher_main(Datum arg);
@@ -214,6 +223,35 @@ run_pass_guarded(bool full, bool main_worker, bool *failed)
 /* ---- the main worker ---- */
 
 static void
+worker_sigterm(SIGNAL_ARGS)
+{
+	int save_errno = errno;
+
+	got_sigterm = true;
+	SetLatch(MyLatch);
+	errno = save_errno;
+}
+
+/* Write what waits until nothing does (or the limit passes), then exit. */
+static void
+drain_and_exit(void)
+{
+	bool failed;
+
+	for (int waited = 0; waited < DRAIN_LIMIT_MS; waited += DRAIN_POLL_MS)
+	{
+		(void) run_pass_guarded(false, false, &failed);
+		if (lg_spend_waiting() == 0)
+			break;
+		(void) WaitLatch(MyLatch,
+						 WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 DRAIN_POLL_MS,
+						 PG_WAIT_EXTENSION);
+	}
+	proc_exit(1); /* 1: a terminated worker is restarted */
+}
+
+static void
 unregister_worker(pg_attribute_unused() int   code,
 				  pg_attribute_unused() Datum arg)
 {
@@ -237,7 +275,7 @@ lg_worker_main(pg_attribute_unused() Datum arg)
 	bool          run_now = true;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
+	pqsignal(SIGTERM, worker_sigterm);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(lg_database, NULL, 0);
 
@@ -266,6 +304,8 @@ lg_worker_main(pg_attribute_unused() Datum arg)
 			ResetLatch(MyLatch);
 		}
 		CHECK_FOR_INTERRUPTS();
+		if (got_sigterm)
+			drain_and_exit();
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;

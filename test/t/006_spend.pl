@@ -127,6 +127,17 @@ is($node->safe_psql('postgres',
 	   FROM llm_gateway.usage WHERE agent LIKE 'bench-%'"),
 	't', 'committed rows are the callers\', rolled-back ones the worker\'s');
 
+# A fast shutdown while a transaction holds an answered call: the backend
+# aborts, and the worker, shutting down too, writes the row before it exits.
+$bg = $node->background_psql('postgres', on_error_stop => 0);
+$bg->query_safe('BEGIN');
+$bg->query_safe(call_sql('at-shutdown'));
+$node->stop('fast');
+eval { $bg->quit };
+$node->start;
+is(rows_for('at-shutdown'), '1 ok/worker',
+	'a call whose transaction was open at a fast shutdown is in the ledger after it');
+
 # DDL never waits for the worker, and the worker idles without the extension.
 $node->safe_psql('postgres', 'BEGIN; ' . call_sql('before-drop') . ' ROLLBACK;');
 $node->safe_psql('postgres', 'DROP EXTENSION llm_gateway');

@@ -294,9 +294,30 @@ typedef struct LgTurn
 	StringInfoData text;
 } LgTurn;
 
-extern int   lg_conversation_turns(const LgRequest *req,
-								   char           **system_text,
-								   LgTurn         **turns);
+extern int lg_conversation_turns(const LgRequest *req,
+								 char           **system_text,
+								 LgTurn         **turns);
+/* What each protocol calls the sampling options (NULL: not sent here). */
+typedef struct LgOptionNames
+{
+	const char *temperature;
+	const char *max_tokens;
+	const char *top_p;
+	const char *stop;
+} LgOptionNames;
+
+extern void  lg_json_append_options(StringInfo           b,
+									bool                *first,
+									const LgRequest     *req,
+									const LgOptionNames *names);
+extern List *lg_request_headers(const LgDeployment *dep,
+								const char         *protocol_header);
+extern void  lg_parse_error_fields(const char      *body,
+								   size_t           len,
+								   LgProviderError *err,
+								   const char      *message_path,
+								   const char      *code_path,
+								   const char      *fallback_code_path);
 extern int64 lg_json_count(const LgJsonField *field);
 extern char *lg_json_server_string(const LgJsonField *field);
 extern char *lg_url_path_segment(const char *s);

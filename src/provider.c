@@ -165,6 +165,93 @@ lg_conversation_turns(const LgRequest *req, char **system_text, LgTurn **turns)
 	return n;
 }
 
+/*
+ * The sampling options, under the names of the protocol at hand; a NULL
+ * name leaves that option out (Anthropic sends max_tokens on its own).
+ * Numbers are sent exactly as the caller wrote them.
+ */
+void
+lg_json_append_options(StringInfo           b,
+					   bool                *first,
+					   const LgRequest     *req,
+					   const LgOptionNames *names)
+{
+	ListCell *lc;
+
+	if (req->opt.temperature && names->temperature)
+	{
+		lg_json_append_key(b, first, names->temperature);
+		appendStringInfoString(b, req->opt.temperature);
+	}
+	if (req->opt.max_tokens > 0 && names->max_tokens)
+	{
+		lg_json_append_key(b, first, names->max_tokens);
+		appendStringInfo(b, "%d", req->opt.max_tokens);
+	}
+	if (req->opt.top_p && names->top_p)
+	{
+		lg_json_append_key(b, first, names->top_p);
+		appendStringInfoString(b, req->opt.top_p);
+	}
+	if (req->opt.stop != NIL && names->stop)
+	{
+		lg_json_append_key(b, first, names->stop);
+		appendStringInfoChar(b, '[');
+		foreach (lc, req->opt.stop)
+		{
+			if (foreach_current_index (lc) > 0)
+				appendStringInfoChar(b, ',');
+			lg_json_append_string(b, (const char *) lfirst(lc));
+		}
+		appendStringInfoChar(b, ']');
+	}
+}
+
+/*
+ * Content-Type and Accept, the protocol's own fixed header (or NULL), and
+ * copies of the provider's extra headers: the request's header lines are
+ * wiped after the exchange, the provider's must survive it.
+ */
+List *
+lg_request_headers(const LgDeployment *dep, const char *protocol_header)
+{
+	List     *headers = list_make2(pstrdup("Content-Type: application/json"),
+                               pstrdup("Accept: application/json"));
+	ListCell *lc;
+
+	if (protocol_header)
+		headers = lappend(headers, pstrdup(protocol_header));
+	foreach (lc, dep->provider.headers)
+		headers = lappend(headers, pstrdup((const char *) lfirst(lc)));
+	return headers;
+}
+
+/* An error body's message and code, found at the protocol's paths. */
+void
+lg_parse_error_fields(const char      *body,
+					  size_t           len,
+					  LgProviderError *err,
+					  const char      *message_path,
+					  const char      *code_path,
+					  const char      *fallback_code_path)
+{
+	LgJsonField f[3] = {
+		{.path = message_path},
+		{.path = code_path},
+		{.path = fallback_code_path ? fallback_code_path : code_path},
+	};
+	char *why;
+
+	if (!lg_json_extract(body, len, f, 3, &why))
+		return;
+	if (f[0].found)
+		err->message = f[0].value.data;
+	if (f[1].found)
+		err->code = f[1].value.data;
+	else if (f[2].found)
+		err->code = f[2].value.data;
+}
+
 /* ---- what the caller is told ---- */
 
 /*

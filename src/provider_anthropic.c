@@ -21,6 +21,12 @@
 #define ANTHROPIC_VERSION  "2023-06-01"
 #define DEFAULT_MAX_TOKENS 4096
 
+/* max_tokens is always sent, apart: see append_body */
+static const LgOptionNames anthropic_option_names = {"temperature",
+													 NULL,
+													 "top_p",
+													 "stop_sequences"};
+
 static void
 check_request(const LgRequest    *req,
 			  const LgDeployment *dep,
@@ -43,22 +49,6 @@ check_request(const LgRequest    *req,
 						dep->model),
 				 errdetail("Anthropic's Messages API accepts no higher "
 						   "temperature.")));
-}
-
-static void
-append_stop(StringInfo b, bool *first, List *stop)
-{
-	ListCell *lc;
-
-	lg_json_append_key(b, first, "stop_sequences");
-	appendStringInfoChar(b, '[');
-	foreach (lc, stop)
-	{
-		if (foreach_current_index (lc) > 0)
-			appendStringInfoChar(b, ',');
-		lg_json_append_string(b, (const char *) lfirst(lc));
-	}
-	appendStringInfoChar(b, ']');
 }
 
 static void
@@ -95,18 +85,7 @@ append_body(StringInfo          b,
 		appendStringInfoChar(b, '}');
 	}
 	appendStringInfoChar(b, ']');
-	if (req->opt.temperature)
-	{
-		lg_json_append_key(b, &first, "temperature");
-		appendStringInfoString(b, req->opt.temperature);
-	}
-	if (req->opt.top_p)
-	{
-		lg_json_append_key(b, &first, "top_p");
-		appendStringInfoString(b, req->opt.top_p);
-	}
-	if (req->opt.stop != NIL)
-		append_stop(b, &first, req->opt.stop);
+	lg_json_append_options(b, &first, req, &anthropic_option_names);
 	appendStringInfoChar(b, '}');
 }
 
@@ -117,7 +96,6 @@ anthropic_build(const LgRequest    *req,
 				LgHttpRequest      *http)
 {
 	StringInfoData body;
-	ListCell      *lc;
 	LgTurn        *turns;
 	char          *system;
 	int            nturns = lg_conversation_turns(req, &system, &turns);
@@ -125,12 +103,7 @@ anthropic_build(const LgRequest    *req,
 	check_request(req, dep, turns, nturns);
 	http->url = psprintf("%s/v1/messages", dep->provider.base_url);
 	http->headers =
-		list_make3(pstrdup("Content-Type: application/json"),
-				   pstrdup("Accept: application/json"),
-				   pstrdup("anthropic-version: " ANTHROPIC_VERSION));
-	foreach (lc, dep->provider.headers)
-		http->headers =
-			lappend(http->headers, pstrdup((const char *) lfirst(lc)));
+		lg_request_headers(dep, "anthropic-version: " ANTHROPIC_VERSION);
 	if (api_key)
 		http->headers =
 			lappend(http->headers, psprintf("x-api-key: %s", api_key));
@@ -215,18 +188,7 @@ anthropic_parse_reply(const char *body, size_t len, LgReply *reply, char **why)
 static void
 anthropic_parse_error(const char *body, size_t len, LgProviderError *err)
 {
-	LgJsonField f[2] = {
-		{.path = "error.message"},
-		{.path = "error.type"},
-	};
-	char *why;
-
-	if (!lg_json_extract(body, len, f, 2, &why))
-		return;
-	if (f[0].found)
-		err->message = f[0].value.data;
-	if (f[1].found)
-		err->code = f[1].value.data;
+	lg_parse_error_fields(body, len, err, "error.message", "error.type", NULL);
 }
 
 const LgProviderOps lg_anthropic_ops = {

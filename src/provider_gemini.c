@@ -15,6 +15,11 @@
  */
 #include "llm_gateway.h"
 
+static const LgOptionNames gemini_option_names = {"temperature",
+												  "maxOutputTokens",
+												  "topP",
+												  "stopSequences"};
+
 static bool
 has_generation_config(const LgRequest *req)
 {
@@ -25,38 +30,11 @@ has_generation_config(const LgRequest *req)
 static void
 append_generation_config(StringInfo b, bool *outer_first, const LgRequest *req)
 {
-	bool      first = true;
-	ListCell *lc;
+	bool first = true;
 
 	lg_json_append_key(b, outer_first, "generationConfig");
 	appendStringInfoChar(b, '{');
-	if (req->opt.temperature)
-	{
-		lg_json_append_key(b, &first, "temperature");
-		appendStringInfoString(b, req->opt.temperature);
-	}
-	if (req->opt.max_tokens > 0)
-	{
-		lg_json_append_key(b, &first, "maxOutputTokens");
-		appendStringInfo(b, "%d", req->opt.max_tokens);
-	}
-	if (req->opt.top_p)
-	{
-		lg_json_append_key(b, &first, "topP");
-		appendStringInfoString(b, req->opt.top_p);
-	}
-	if (req->opt.stop != NIL)
-	{
-		lg_json_append_key(b, &first, "stopSequences");
-		appendStringInfoChar(b, '[');
-		foreach (lc, req->opt.stop)
-		{
-			if (foreach_current_index (lc) > 0)
-				appendStringInfoChar(b, ',');
-			lg_json_append_string(b, (const char *) lfirst(lc));
-		}
-		appendStringInfoChar(b, ']');
-	}
+	lg_json_append_options(b, &first, req, &gemini_option_names);
 	appendStringInfoChar(b, '}');
 }
 
@@ -108,7 +86,6 @@ gemini_build(const LgRequest    *req,
 			 LgHttpRequest      *http)
 {
 	StringInfoData body;
-	ListCell      *lc;
 	LgTurn        *turns;
 	char          *system;
 	int            nturns = lg_conversation_turns(req, &system, &turns);
@@ -116,11 +93,7 @@ gemini_build(const LgRequest    *req,
 	http->url = psprintf("%s/v1beta/models/%s:generateContent",
 						 dep->provider.base_url,
 						 lg_url_path_segment(dep->upstream_model));
-	http->headers = list_make2(pstrdup("Content-Type: application/json"),
-							   pstrdup("Accept: application/json"));
-	foreach (lc, dep->provider.headers)
-		http->headers =
-			lappend(http->headers, pstrdup((const char *) lfirst(lc)));
+	http->headers = lg_request_headers(dep, NULL);
 	if (api_key)
 		http->headers =
 			lappend(http->headers, psprintf("x-goog-api-key: %s", api_key));
@@ -222,18 +195,12 @@ gemini_parse_reply(const char *body, size_t len, LgReply *reply, char **why)
 static void
 gemini_parse_error(const char *body, size_t len, LgProviderError *err)
 {
-	LgJsonField f[2] = {
-		{.path = "error.message"},
-		{.path = "error.status"},
-	};
-	char *why;
-
-	if (!lg_json_extract(body, len, f, 2, &why))
-		return;
-	if (f[0].found)
-		err->message = f[0].value.data;
-	if (f[1].found)
-		err->code = f[1].value.data;
+	lg_parse_error_fields(body,
+						  len,
+						  err,
+						  "error.message",
+						  "error.status",
+						  NULL);
 }
 
 const LgProviderOps lg_gemini_ops = {

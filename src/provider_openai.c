@@ -18,12 +18,15 @@
 
 #define DEFAULT_AZURE_API_VERSION "2024-10-21"
 
+static const LgOptionNames openai_option_names = {"temperature",
+												  "max_tokens",
+												  "top_p",
+												  "stop"};
+
 static void
 append_body(StringInfo b, const LgRequest *req, const char *model)
 {
-	bool      first = true;
-	ListCell *lc;
-
+	bool first = true;
 	appendStringInfoChar(b, '{');
 	if (model)
 	{
@@ -41,47 +44,8 @@ append_body(StringInfo b, const LgRequest *req, const char *model)
 		appendStringInfoChar(b, '}');
 	}
 	appendStringInfoChar(b, ']');
-	if (req->opt.temperature)
-	{
-		lg_json_append_key(b, &first, "temperature");
-		appendStringInfoString(b, req->opt.temperature);
-	}
-	if (req->opt.max_tokens > 0)
-	{
-		lg_json_append_key(b, &first, "max_tokens");
-		appendStringInfo(b, "%d", req->opt.max_tokens);
-	}
-	if (req->opt.top_p)
-	{
-		lg_json_append_key(b, &first, "top_p");
-		appendStringInfoString(b, req->opt.top_p);
-	}
-	if (req->opt.stop != NIL)
-	{
-		lg_json_append_key(b, &first, "stop");
-		appendStringInfoChar(b, '[');
-		foreach (lc, req->opt.stop)
-		{
-			if (foreach_current_index (lc) > 0)
-				appendStringInfoChar(b, ',');
-			lg_json_append_string(b, (const char *) lfirst(lc));
-		}
-		appendStringInfoChar(b, ']');
-	}
+	lg_json_append_options(b, &first, req, &openai_option_names);
 	appendStringInfoChar(b, '}');
-}
-
-static List *
-common_headers(const LgDeployment *dep)
-{
-	List     *headers = list_make2(pstrdup("Content-Type: application/json"),
-                               pstrdup("Accept: application/json"));
-	ListCell *lc;
-
-	/* copies: the request's header lines are wiped after the exchange */
-	foreach (lc, dep->provider.headers)
-		headers = lappend(headers, pstrdup((const char *) lfirst(lc)));
-	return headers;
 }
 
 static void
@@ -100,7 +64,7 @@ openai_build(const LgRequest    *req,
 	StringInfoData body;
 
 	http->url = psprintf("%s/chat/completions", dep->provider.base_url);
-	http->headers = common_headers(dep);
+	http->headers = lg_request_headers(dep, NULL);
 	if (api_key)
 		http->headers = lappend(http->headers,
 								psprintf("Authorization: Bearer %s", api_key));
@@ -123,7 +87,7 @@ azure_build(const LgRequest    *req,
 				 lg_url_path_segment(dep->upstream_model),
 				 dep->provider.api_version ? dep->provider.api_version
 										   : DEFAULT_AZURE_API_VERSION);
-	http->headers = common_headers(dep);
+	http->headers = lg_request_headers(dep, NULL);
 	if (api_key)
 		http->headers =
 			lappend(http->headers, psprintf("api-key: %s", api_key));
@@ -193,21 +157,12 @@ openai_parse_reply(const char *body, size_t len, LgReply *reply, char **why)
 static void
 openai_parse_error(const char *body, size_t len, LgProviderError *err)
 {
-	LgJsonField f[3] = {
-		{.path = "error.message"},
-		{.path = "error.code"},
-		{.path = "error.type"},
-	};
-	char *why;
-
-	if (!lg_json_extract(body, len, f, 3, &why))
-		return;
-	if (f[0].found)
-		err->message = f[0].value.data;
-	if (f[1].found)
-		err->code = f[1].value.data;
-	else if (f[2].found)
-		err->code = f[2].value.data;
+	lg_parse_error_fields(body,
+						  len,
+						  err,
+						  "error.message",
+						  "error.code",
+						  "error.type");
 }
 
 const LgProviderOps lg_openai_ops = {

@@ -40,16 +40,24 @@ SELECT llm_chat('acme', 'openai/gpt-4o-mini', 'busy? [[mock:status=429]][[mock:r
 \echo '(skipped against the real API)'
 \endif
 \set ON_ERROR_STOP 1
-RESET ROLE;
 
 \echo
-\echo '-- 6. The usage ledger: one row per attempt, tokens and cost in USD'
+\echo '-- 6. Spend is never lost: a call whose transaction rolls back is still in the ledger'
+BEGIN;
+SELECT llm_chat('acme', 'openai/gpt-4o-mini', 'Esta transação será desfeita.',
+                '{"agent": "rollback-demo"}') AS answer;
+ROLLBACK;
+RESET ROLE;
+SELECT llm_maintenance() -> 'spend' AS "worker pass (waits for the worker)";
+
+\echo
+\echo '-- 7. The usage ledger: one row per attempt, tokens, cost in USD, who wrote it'
 SELECT id, tenant, agent, channel, model, status, input_tokens AS "in",
-       cached_tokens AS cached, output_tokens AS "out", cost_usd, latency_ms
+       cached_tokens AS cached, output_tokens AS "out", cost_usd, latency_ms, written_by
   FROM llm_gateway.usage ORDER BY id;
 
 \echo
-\echo '-- 7. Spend per tenant and model'
+\echo '-- 8. Spend per tenant and model'
 SELECT tenant, model, count(*) AS calls, sum(input_tokens + output_tokens) AS tokens,
        sum(cost_usd) AS cost_usd
   FROM llm_gateway.usage GROUP BY 1, 2 ORDER BY 1, 2;

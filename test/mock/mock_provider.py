@@ -34,7 +34,7 @@ azure      POST PREFIX/openai/deployments/DEPLOYMENT/chat/completions
 anthropic  POST PREFIX/v1/messages                    x-api-key: KEY
                                                       anthropic-version: 2023-06-01
 gemini     POST PREFIX/v1beta/models/MODEL:generateContent   x-goog-api-key: KEY
-control    GET  /_mock/stats   -> {"connections": N, "open_connections": K,
+control    GET  /_mock/stats   -> {"connections": N, "open_connections": K, "in_flight": F, "max_in_flight": M,
                                    "requests": R, "last_request": {...}|null}
            POST /_mock/reset   -> {} (zeroes connections/requests/last_request)
 =========  ==================================================================
@@ -54,7 +54,9 @@ Every error uses the provider's own error shape:
 
 Statistics (thread-safe)
 ------------------------
-``/_mock/*`` requests are never counted.  A TCP connection is counted in
+``/_mock/*`` requests are never counted.  ``in_flight`` is the number of
+provider requests being answered right now, ``max_in_flight`` the most at
+any moment since the start or the last reset.  A TCP connection is counted in
 ``connections`` when its first provider (non-/_mock) request arrives, and is
 in ``open_connections`` while it stays open after that.  ``requests`` counts
 provider requests (including rejected ones and unknown paths).
@@ -100,6 +102,12 @@ response carries ``x-request-id: req_mock_<n>``.
 
 Directives
 ----------
+Besides the message, directives may be written as path segments of the
+base URL (``http://127.0.0.1:PORT/mock:status=500/v1``): they then apply to
+every request through it, which makes one configured provider fail or slow
+down while another pointing at the same mock does not.  Message directives
+override path ones.
+
 Written anywhere in the text of the LAST user message as ``[[mock:NAME]]`` or
 ``[[mock:NAME=VALUE]]`` (VALUE runs until the first ``]]``); several may be
 combined; the last occurrence of a name wins.  An unknown NAME is a 400
@@ -1466,6 +1474,16 @@ def build_reply(proto: Protocol, ctx: RequestContext, conv: Conversation, d: Dir
     return reply
 
 
+def path_directives(path: str) -> str:
+    """Directives written as path segments of the base URL ("/mock:status=500/v1/...").
+
+    They make one configured provider behave differently from another that
+    points at the same mock.  They come first, so a directive in the message
+    overrides them (the last occurrence of a name wins).
+    """
+    return "".join(f"[[{segment}]]" for segment in path.split("/") if segment.startswith("mock:"))
+
+
 def handle_provider(ctx: RequestContext) -> Reply:
     """Route, validate and answer one provider request (no I/O)."""
     route = match_route(ctx.path)
@@ -1480,7 +1498,7 @@ def handle_provider(ctx: RequestContext) -> Reply:
         conv = proto.validate(ctx, ctx.body)
         proto.check_model(ctx, conv)
         try:
-            directives, user_text = parse_directives(conv.last_user_text)
+            directives, user_text = parse_directives(path_directives(ctx.path) + conv.last_user_text)
         except DirectiveError as exc:
             raise ApiError(400, str(exc)) from None
     except ApiError as err:
@@ -1511,6 +1529,8 @@ class Stats:
         self._last_request: dict[str, Any] | None = None
         self._next_conn_id = 0
         self._seq = 0
+        self._in_flight = 0
+        self._max_in_flight = 0
 
     def new_connection(self) -> ConnState:
         with self._lock:
@@ -1530,6 +1550,15 @@ class Stats:
             self._last_request = summary
             return conn.requests, self._seq
 
+    def request_started(self) -> None:
+        with self._lock:
+            self._in_flight += 1
+            self._max_in_flight = max(self._max_in_flight, self._in_flight)
+
+    def request_finished(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
     def connection_closed(self, conn: ConnState) -> None:
         with self._lock:
             if conn.epoch == self._epoch:
@@ -1541,11 +1570,13 @@ class Stats:
             self._connections = self._requests = 0
             self._open.clear()
             self._last_request = None
+            self._max_in_flight = self._in_flight
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {"connections": self._connections, "open_connections": len(self._open),
-                    "requests": self._requests, "last_request": self._last_request}
+                    "requests": self._requests, "in_flight": self._in_flight,
+                    "max_in_flight": self._max_in_flight, "last_request": self._last_request}
 
 
 # --------------------------------------------------------------------------
@@ -1697,11 +1728,15 @@ class MockHandler(BaseHTTPRequestHandler):
         stats = self.server.stats
         ctx.conn_requests, ctx.seq = stats.record_request(self.conn, ctx.summary())
         ctx.conn_id = self.conn.id
-        reply = handle_provider(ctx)
-        if reply.delay_ms and not self._pause(reply.delay_ms / 1000):
-            self.close_connection = True
-            return
-        self._send_reply(reply)
+        stats.request_started()
+        try:
+            reply = handle_provider(ctx)
+            if reply.delay_ms and not self._pause(reply.delay_ms / 1000):
+                self.close_connection = True
+                return
+            self._send_reply(reply)
+        finally:
+            stats.request_finished()
 
     def _control(self, ctx: RequestContext) -> Reply:
         stats = self.server.stats

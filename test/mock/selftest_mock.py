@@ -577,10 +577,22 @@ def test_echo(c: Client) -> None:
           and e["headers"]["anthropic-version"] == "2023-06-01", e)
 
 
+def test_path_directives(c: Client) -> None:
+    """Directives in the base URL path apply to every request through it."""
+    path = "/mock:status=503/v1/chat/completions"
+    r = request(c.port, "POST", path, oa_body("hi"), openai_headers())
+    check("path directive status=503", r.status == 503, r)
+    r = request(c.port, "POST", path, oa_body("hi [[mock:status=500]]"), openai_headers())
+    check("a message directive overrides the path", r.status == 500, r)
+    r = request(c.port, "POST", "/mock:slow_ms=100/openai/v1/chat/completions", oa_body("hi"), openai_headers())
+    check("path directives with a prefix", r.status == 200 and answer_of("openai", r) == "mock answer: hi", r)
+
+
 def test_keepalive_and_stats(c: Client) -> None:
     c.reset()
     s = c.stats()
-    check("stats after reset", s == {"connections": 0, "open_connections": 0, "requests": 0, "last_request": None}, s)
+    check("stats after reset", s == {"connections": 0, "open_connections": 0, "requests": 0,
+                                     "in_flight": 0, "max_in_flight": 0, "last_request": None}, s)
     conn = conn_for(c.port)
     seen = []
     for i in range(3):
@@ -806,7 +818,7 @@ def main() -> int:
     try:
         for test in (test_success_shapes, test_max_tokens, test_openai_validation, test_azure_validation,
                      test_anthropic_validation, test_gemini_validation, test_routing, test_error_directives,
-                     test_body_directives, test_usage_directives, test_echo, test_keepalive_and_stats,
+                     test_body_directives, test_usage_directives, test_echo, test_path_directives, test_keepalive_and_stats,
                      test_transport_directives, test_expect_continue, test_process):
             test(client)
     except CheckFailed as exc:

@@ -14,7 +14,9 @@ OBJS = \
 	src/http.o \
 	src/json_extract.o \
 	src/request.o \
+	src/spi_util.o \
 	src/catalog.o \
+	src/plan.o \
 	src/provider.o \
 	src/provider_openai.o \
 	src/provider_anthropic.o \
@@ -24,6 +26,11 @@ OBJS = \
 	src/spend.o \
 	src/worker.o \
 	src/maintenance.o \
+	src/limits.o \
+	src/events.o \
+	src/router.o \
+	src/cache.o \
+	src/status.o \
 	src/ledger.o \
 	src/result.o \
 	src/api.o
@@ -57,6 +64,10 @@ EXTRA_CLEAN = test/tmp results regression.diffs regression.out tmp_check log
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# PGXS does not track header dependencies: every object depends on every
+# header (a stale object after a struct change corrupts shared memory).
+$(OBJS): $(wildcard src/*.h)
 
 $(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql $(EXTENSION).control
 	cp $< $@

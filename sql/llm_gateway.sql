@@ -46,7 +46,15 @@ CREATE TABLE llm_gateway.providers (
     connect_timeout_ms  integer CHECK (connect_timeout_ms BETWEEN 100 AND 600000),
     headers             jsonb NOT NULL DEFAULT '{}'
                         CHECK (jsonb_typeof(headers) = 'object'),
-    enabled             boolean NOT NULL DEFAULT true,
+    -- set by operators; the runtime states (degraded, rate_limited,
+    -- circuit_open) live in shared memory, see llm_providers_status()
+    status              text NOT NULL DEFAULT 'active'
+                        CHECK (status IN ('active', 'maintenance', 'disabled')),
+    breaker_failures    integer NOT NULL DEFAULT 5 CHECK (breaker_failures BETWEEN 1 AND 1000),
+    breaker_cooldown_ms integer NOT NULL DEFAULT 60000
+                        CHECK (breaker_cooldown_ms BETWEEN 100 AND 86400000),
+    breaker_successes   integer NOT NULL DEFAULT 3 CHECK (breaker_successes BETWEEN 1 AND 1000),
+    breaker_probes      integer NOT NULL DEFAULT 1 CHECK (breaker_probes BETWEEN 1 AND 100),
     created_at          timestamptz NOT NULL DEFAULT now(),
     updated_at          timestamptz NOT NULL DEFAULT now()
 );
@@ -96,6 +104,25 @@ SELECT DISTINCT ON (model, provider)
 COMMENT ON VIEW llm_gateway.deployments IS
     'The deployments in force: user rows of llm_gateway.models shadow builtin ones';
 
+-- Routes: an alias (or a model id) mapped to target models, a strategy to
+-- pick among their deployments, and a fallback chain.  The route named
+-- "default" applies to every model id that has no route of its own.
+CREATE TABLE llm_gateway.routes (
+    name        text PRIMARY KEY
+                CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$'),
+    strategy    text NOT NULL DEFAULT 'priority'
+                CHECK (strategy IN ('priority', 'weighted', 'least_busy',
+                                    'lowest_latency', 'lowest_cost')),
+    models      text[] NOT NULL DEFAULT '{}',   -- empty: the route's own name
+    fallback    text[] NOT NULL DEFAULT '{}',   -- tried in order after the models
+    retries     integer CHECK (retries BETWEEN 0 AND 10),   -- NULL: llm_gateway.max_retries
+    enabled     boolean NOT NULL DEFAULT true,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE llm_gateway.routes IS
+    'Aliases, routing strategies and fallback chains; change with llm_route_set()';
+
 CREATE TABLE llm_gateway.tenants (
     tenant          text PRIMARY KEY
                     CHECK (length(tenant) BETWEEN 1 AND 200 AND tenant !~ '[[:cntrl:]]'),
@@ -111,6 +138,8 @@ CREATE TABLE llm_gateway.tenants (
     max_concurrency integer CHECK (max_concurrency > 0),
     currency        text NOT NULL DEFAULT 'USD' CHECK (currency ~ '^[A-Z]{3}$'),
     timezone        text NOT NULL DEFAULT 'UTC',
+    cache_scope     text NOT NULL DEFAULT 'tenant'
+                    CHECK (cache_scope IN ('tenant', 'shared', 'off')),
     metadata        jsonb NOT NULL DEFAULT '{}',
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now()
@@ -163,13 +192,58 @@ CREATE TABLE llm_gateway.usage (
     provider_request_id text,
     metadata            jsonb,
     written_by          text NOT NULL DEFAULT 'caller'
-                        CHECK (written_by IN ('caller', 'worker'))
+                        CHECK (written_by IN ('caller', 'worker')),
+    requested_model     text,               -- the model or route alias asked for
+    saved_tokens        bigint NOT NULL DEFAULT 0,  -- cache hits: tokens not spent
+    saved_usd           numeric(24, 12) NOT NULL DEFAULT 0
 );
 COMMENT ON TABLE llm_gateway.usage IS
     'Usage ledger: one row per provider attempt, with raw token components and cost';
 CREATE INDEX usage_tenant_created_at ON llm_gateway.usage (tenant, created_at);
 CREATE INDEX usage_created_at ON llm_gateway.usage (created_at);
 CREATE INDEX usage_request_id ON llm_gateway.usage (request_id);
+
+-- Provider status history: every change of a provider's status.
+CREATE TABLE llm_gateway.provider_events (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at          timestamptz NOT NULL DEFAULT now(),
+    provider    text NOT NULL,
+    from_status text NOT NULL,
+    to_status   text NOT NULL,
+    reason      text
+);
+COMMENT ON TABLE llm_gateway.provider_events IS
+    'Every change of a provider''s status: from, to, why, when';
+CREATE INDEX provider_events_provider_at ON llm_gateway.provider_events (provider, at);
+
+-- The response cache: answers keyed by a SHA-256 of the canonical request
+-- and its scope.  UNLOGGED: a crash empties it, which only costs misses.
+CREATE UNLOGGED TABLE llm_gateway.cache (
+    key                 bytea PRIMARY KEY,
+    scope               text NOT NULL,          -- a tenant, or '*' (shared)
+    model               text NOT NULL,
+    provider            text NOT NULL,
+    upstream_model      text,
+    content             text NOT NULL,
+    finish_reason       text,
+    input_tokens        bigint NOT NULL,
+    cached_tokens       bigint NOT NULL,
+    cache_write_tokens  bigint NOT NULL,
+    reasoning_tokens    bigint NOT NULL,
+    output_tokens       bigint NOT NULL,
+    cost_usd            numeric(24, 12) NOT NULL,   -- what the call cost: a hit saves it
+    latency_ms          numeric(12, 3),
+    bytes               integer NOT NULL,
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    expires_at          timestamptz NOT NULL,
+    last_hit_at         timestamptz NOT NULL DEFAULT now(),
+    hits                bigint NOT NULL DEFAULT 0
+);
+COMMENT ON TABLE llm_gateway.cache IS
+    'Response cache (unlogged); entries expire and the worker evicts the least recently used';
+CREATE INDEX cache_expires_at ON llm_gateway.cache (expires_at);
+CREATE INDEX cache_last_hit_at ON llm_gateway.cache (last_hit_at);
+CREATE INDEX cache_scope ON llm_gateway.cache (scope);
 
 -- pg_dump keeps the configuration and the ledger (builtin registry rows are
 -- recreated by CREATE EXTENSION and must not be dumped).
@@ -179,6 +253,9 @@ SELECT pg_catalog.pg_extension_config_dump('llm_gateway.tenants', '');
 SELECT pg_catalog.pg_extension_config_dump('llm_gateway.tenant_members', '');
 SELECT pg_catalog.pg_extension_config_dump('llm_gateway.usage', '');
 SELECT pg_catalog.pg_extension_config_dump('llm_gateway.usage_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('llm_gateway.routes', '');
+SELECT pg_catalog.pg_extension_config_dump('llm_gateway.provider_events', '');
+SELECT pg_catalog.pg_extension_config_dump('llm_gateway.provider_events_id_seq', '');
 
 ---------------------------------------------------------------------------
 -- The registry as shipped: public list prices (USD per million tokens).
@@ -427,7 +504,8 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT (to_jsonb(p) - 'api_key_enc')
-           || jsonb_build_object('api_key_set', p.api_key_enc IS NOT NULL)
+           || jsonb_build_object('api_key_set', p.api_key_enc IS NOT NULL,
+                                 'enabled', p.status = 'active')
       FROM llm_gateway.providers p
      WHERE p.name = provider_name
 $$;
@@ -461,11 +539,14 @@ AS $$
 DECLARE
     c jsonb := llm_gateway.config_check(config,
         ARRAY['base_url', 'api_key', 'api_version', 'priority', 'weight', 'rpm', 'tpm',
-              'max_concurrency', 'timeout_ms', 'connect_timeout_ms', 'headers', 'enabled'],
+              'max_concurrency', 'timeout_ms', 'connect_timeout_ms', 'headers', 'enabled',
+              'status', 'breaker_failures', 'breaker_cooldown_ms', 'breaker_successes',
+              'breaker_probes'],
         'provider');
     p_name text := llm_provider_set.name;
     p_kind text := llm_provider_set.kind;
     p llm_gateway.providers;
+    old_status text;
 BEGIN
     IF p_name IS NULL OR p_name !~ '^[a-z0-9][a-z0-9_.-]{0,62}$' THEN
         PERFORM llm_gateway.config_error('provider',
@@ -485,9 +566,14 @@ BEGIN
         p.priority := 100;
         p.weight := 1;
         p.headers := '{}';
-        p.enabled := true;
+        p.status := 'active';
+        p.breaker_failures := 5;
+        p.breaker_cooldown_ms := 60000;
+        p.breaker_successes := 3;
+        p.breaker_probes := 1;
         p.created_at := now();
     END IF;
+    old_status := p.status;
     IF p_kind IS NOT NULL AND p_kind IS DISTINCT FROM p.kind THEN
         p.kind := p_kind;
         IF NOT c ? 'base_url' THEN
@@ -543,7 +629,28 @@ BEGIN
         p.headers := llm_gateway.config_headers(c);
     END IF;
     IF c ? 'enabled' THEN
-        p.enabled := coalesce(llm_gateway.config_bool(c, 'enabled', 'provider'), true);
+        p.status := CASE WHEN coalesce(llm_gateway.config_bool(c, 'enabled', 'provider'), true)
+                         THEN 'active' ELSE 'disabled' END;
+    END IF;
+    IF c ? 'status' THEN
+        p.status := coalesce(llm_gateway.config_text(c, 'status', 'provider', 20), 'active');
+        IF p.status NOT IN ('active', 'maintenance', 'disabled') THEN
+            PERFORM llm_gateway.config_error('provider',
+                format('"status" must be "active", "maintenance" or "disabled", not "%s"', p.status),
+                'The other states (degraded, rate_limited, circuit_open) are set by the gateway itself.');
+        END IF;
+    END IF;
+    IF c ? 'breaker_failures' THEN
+        p.breaker_failures := coalesce(llm_gateway.config_int(c, 'breaker_failures', 'provider', 1, 1000), 5);
+    END IF;
+    IF c ? 'breaker_cooldown_ms' THEN
+        p.breaker_cooldown_ms := coalesce(llm_gateway.config_int(c, 'breaker_cooldown_ms', 'provider', 100, 86400000), 60000);
+    END IF;
+    IF c ? 'breaker_successes' THEN
+        p.breaker_successes := coalesce(llm_gateway.config_int(c, 'breaker_successes', 'provider', 1, 1000), 3);
+    END IF;
+    IF c ? 'breaker_probes' THEN
+        p.breaker_probes := coalesce(llm_gateway.config_int(c, 'breaker_probes', 'provider', 1, 100), 1);
     END IF;
     p.updated_at := now();
 
@@ -556,8 +663,16 @@ BEGIN
            max_concurrency = EXCLUDED.max_concurrency,
            timeout_ms = EXCLUDED.timeout_ms,
            connect_timeout_ms = EXCLUDED.connect_timeout_ms,
-           headers = EXCLUDED.headers, enabled = EXCLUDED.enabled,
+           headers = EXCLUDED.headers, status = EXCLUDED.status,
+           breaker_failures = EXCLUDED.breaker_failures,
+           breaker_cooldown_ms = EXCLUDED.breaker_cooldown_ms,
+           breaker_successes = EXCLUDED.breaker_successes,
+           breaker_probes = EXCLUDED.breaker_probes,
            updated_at = EXCLUDED.updated_at;
+    IF old_status IS NOT NULL AND old_status <> p.status THEN
+        INSERT INTO llm_gateway.provider_events (provider, from_status, to_status, reason)
+        VALUES (p_name, old_status, p.status, 'set by ' || session_user);
+    END IF;
     RETURN llm_gateway.provider_info(p_name);
 END
 $$;
@@ -703,6 +818,122 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION llm_gateway.route_info(route_name text)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT to_jsonb(r) FROM llm_gateway.routes r WHERE r.name = route_name
+$$;
+REVOKE ALL ON FUNCTION llm_gateway.route_info(text) FROM PUBLIC;
+
+CREATE FUNCTION @extschema@.llm_route_set(name text, config jsonb DEFAULT '{}')
+RETURNS jsonb
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    c jsonb := llm_gateway.config_check(config,
+        ARRAY['strategy', 'models', 'fallback', 'retries', 'enabled'], 'route');
+    r_name text := llm_route_set.name;
+    r llm_gateway.routes;
+    unknown text;
+BEGIN
+    IF r_name IS NULL OR r_name !~ '^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$' THEN
+        PERFORM llm_gateway.config_error('route',
+            'the name must be 1 to 200 characters: letters, digits and ._:/@+-');
+    END IF;
+    SELECT * INTO r FROM llm_gateway.routes WHERE name = r_name FOR UPDATE;
+    IF NOT FOUND THEN
+        r.name := r_name;
+        r.strategy := 'priority';
+        r.models := '{}';
+        r.fallback := '{}';
+        r.enabled := true;
+        r.created_at := now();
+    END IF;
+    IF c ? 'strategy' THEN
+        r.strategy := coalesce(llm_gateway.config_text(c, 'strategy', 'route', 20), 'priority');
+        IF r.strategy NOT IN ('priority', 'weighted', 'least_busy', 'lowest_latency', 'lowest_cost') THEN
+            PERFORM llm_gateway.config_error('route', format('unknown strategy "%s"', r.strategy),
+                'Strategies are priority, weighted, least_busy, lowest_latency and lowest_cost.');
+        END IF;
+    END IF;
+    IF c ? 'models' THEN
+        r.models := coalesce(llm_gateway.config_text_array(c, 'models', 'route'), '{}');
+    END IF;
+    IF c ? 'fallback' THEN
+        r.fallback := coalesce(llm_gateway.config_text_array(c, 'fallback', 'route'), '{}');
+    END IF;
+    IF c ? 'retries' THEN
+        r.retries := llm_gateway.config_int(c, 'retries', 'route', 0, 10);
+    END IF;
+    IF c ? 'enabled' THEN
+        r.enabled := coalesce(llm_gateway.config_bool(c, 'enabled', 'route'), true);
+    END IF;
+    IF r_name = 'default' AND cardinality(r.models) > 0 THEN
+        PERFORM llm_gateway.config_error('route',
+            'the "default" route has no models of its own',
+            'Its strategy, retries and fallback apply to every model without a route.');
+    END IF;
+    IF r_name <> 'default' AND cardinality(r.models) = 0
+       AND NOT EXISTS (SELECT 1 FROM llm_gateway.models WHERE model = r_name) THEN
+        PERFORM llm_gateway.config_error('route',
+            format('route "%s" needs "models": its name is not a model id', r_name),
+            'Give the models it routes to, such as ["openai/gpt-4o-mini"].');
+    END IF;
+    SELECT string_agg(format('"%s"', left(m, 64)), ', ') INTO unknown
+      FROM unnest(r.models || r.fallback) m
+     WHERE NOT EXISTS (SELECT 1 FROM llm_gateway.models WHERE model = m);
+    IF unknown IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'LG002',
+            MESSAGE = format('route "%s" names unknown models: %s', r_name, unknown),
+            HINT = 'Routes name registry model ids; register them with llm_model_set().';
+    END IF;
+    r.updated_at := now();
+    INSERT INTO llm_gateway.routes VALUES (r.*)
+    ON CONFLICT (name) DO UPDATE
+       SET strategy = EXCLUDED.strategy, models = EXCLUDED.models,
+           fallback = EXCLUDED.fallback, retries = EXCLUDED.retries,
+           enabled = EXCLUDED.enabled, updated_at = EXCLUDED.updated_at;
+    RETURN llm_gateway.route_info(r_name) - 'created_at' - 'updated_at';
+END
+$$;
+COMMENT ON FUNCTION @extschema@.llm_route_set(text, jsonb) IS
+    'Create or change a route: an alias or model id, its strategy, models and fallback chain';
+
+CREATE FUNCTION @extschema@.llm_route_delete(name text)
+RETURNS boolean
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM llm_gateway.routes r WHERE r.name = llm_route_delete.name;
+    RETURN FOUND;
+END
+$$;
+
+CREATE FUNCTION @extschema@.llm_cache_purge(tenant text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    DELETE FROM llm_gateway.cache c
+     WHERE llm_cache_purge.tenant IS NULL OR c.scope = llm_cache_purge.tenant;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.llm_cache_purge(text) IS
+    'Drop cached answers: of one tenant scope, or all of them';
+
 CREATE FUNCTION @extschema@.llm_tenant_set(tenant text, config jsonb DEFAULT '{}')
 RETURNS jsonb
 LANGUAGE plpgsql
@@ -713,7 +944,8 @@ AS $$
 DECLARE
     c jsonb := llm_gateway.config_check(config,
         ARRAY['name', 'plan', 'active', 'allowed_models', 'default_model', 'rpm', 'tpm',
-              'rpd', 'tpd', 'max_concurrency', 'currency', 'timezone', 'members', 'metadata'],
+              'rpd', 'tpd', 'max_concurrency', 'currency', 'timezone', 'members', 'metadata',
+              'cache_scope'],
         'tenant');
     t_id text := llm_tenant_set.tenant;
     t llm_gateway.tenants;
@@ -730,6 +962,7 @@ BEGIN
         t.active := true;
         t.currency := 'USD';
         t.timezone := 'UTC';
+        t.cache_scope := 'tenant';
         t.metadata := '{}';
         t.created_at := now();
     END IF;
@@ -745,10 +978,11 @@ BEGIN
     IF c ? 'default_model' THEN
         t.default_model := llm_gateway.config_text(c, 'default_model', 'tenant');
         IF t.default_model IS NOT NULL AND NOT EXISTS (
-               SELECT 1 FROM llm_gateway.models WHERE model = t.default_model) THEN
+               SELECT 1 FROM llm_gateway.models WHERE model = t.default_model)
+           AND NOT EXISTS (SELECT 1 FROM llm_gateway.routes WHERE name = t.default_model) THEN
             RAISE EXCEPTION USING ERRCODE = 'LG002',
                 MESSAGE = format('model "%s" does not exist', t.default_model),
-                HINT = 'Register it with llm_model_set() first.';
+                HINT = 'Register it with llm_model_set() or llm_route_set() first.';
         END IF;
     END IF;
     IF c ? 'rpm' THEN t.rpm := llm_gateway.config_int(c, 'rpm', 'tenant', 1, 100000000); END IF;
@@ -772,6 +1006,14 @@ BEGIN
             PERFORM llm_gateway.config_error('tenant',
                 format('unknown time zone "%s"', t.timezone),
                 'Use a name from pg_timezone_names, such as America/Sao_Paulo.');
+        END IF;
+    END IF;
+    IF c ? 'cache_scope' THEN
+        t.cache_scope := coalesce(llm_gateway.config_text(c, 'cache_scope', 'tenant', 10), 'tenant');
+        IF t.cache_scope NOT IN ('tenant', 'shared', 'off') THEN
+            PERFORM llm_gateway.config_error('tenant',
+                '"cache_scope" must be "tenant", "shared" or "off"',
+                '"shared" lets tenants with that scope answer each other''s identical requests from the cache.');
         END IF;
     END IF;
     IF c ? 'metadata' THEN
@@ -800,7 +1042,8 @@ BEGIN
            default_model = EXCLUDED.default_model,
            rpm = EXCLUDED.rpm, tpm = EXCLUDED.tpm, rpd = EXCLUDED.rpd, tpd = EXCLUDED.tpd,
            max_concurrency = EXCLUDED.max_concurrency, currency = EXCLUDED.currency,
-           timezone = EXCLUDED.timezone, metadata = EXCLUDED.metadata,
+           timezone = EXCLUDED.timezone, cache_scope = EXCLUDED.cache_scope,
+           metadata = EXCLUDED.metadata,
            updated_at = EXCLUDED.updated_at;
     IF members IS NOT NULL THEN
         DELETE FROM llm_gateway.tenant_members WHERE tenant = t_id;
@@ -831,6 +1074,12 @@ REVOKE ALL ON FUNCTION @extschema@.llm_model_set(text, text, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.llm_model_delete(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.llm_tenant_set(text, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.llm_tenant_delete(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.llm_route_set(text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.llm_route_delete(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.llm_cache_purge(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.llm_route_set(text, jsonb) TO llm_gateway_admin;
+GRANT EXECUTE ON FUNCTION @extschema@.llm_route_delete(text) TO llm_gateway_admin;
+GRANT EXECUTE ON FUNCTION @extschema@.llm_cache_purge(text) TO llm_gateway_admin;
 GRANT EXECUTE ON FUNCTION @extschema@.llm_provider_set(text, text, jsonb) TO llm_gateway_admin;
 GRANT EXECUTE ON FUNCTION @extschema@.llm_provider_delete(text) TO llm_gateway_admin;
 GRANT EXECUTE ON FUNCTION @extschema@.llm_model_set(text, text, jsonb) TO llm_gateway_admin;
@@ -852,6 +1101,26 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'llm_complete';
 COMMENT ON FUNCTION @extschema@.llm_complete(text, text, jsonb, jsonb) IS
     'Complete a chat for a tenant through its gateway; returns content, usage and cost';
+
+CREATE FUNCTION @extschema@.llm_providers_status()
+RETURNS TABLE (provider text, kind text, status text, circuit text, in_flight integer,
+               max_concurrency integer, requests_1m integer, errors_1m integer,
+               error_rate numeric, avg_latency_ms numeric, rpm integer, tpm integer,
+               tokens_1m bigint, consecutive_failures integer, last_error text,
+               status_since timestamptz)
+LANGUAGE C STABLE PARALLEL RESTRICTED
+AS 'MODULE_PATHNAME', 'llm_providers_status';
+COMMENT ON FUNCTION @extschema@.llm_providers_status() IS
+    'Every provider: effective status, circuit breaker, in-flight calls, last minute''s errors and latency';
+REVOKE ALL ON FUNCTION @extschema@.llm_providers_status() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.llm_providers_status() TO llm_gateway_admin;
+
+CREATE FUNCTION @extschema@.llm_health()
+RETURNS jsonb
+LANGUAGE C STABLE PARALLEL RESTRICTED
+AS 'MODULE_PATHNAME', 'llm_health';
+COMMENT ON FUNCTION @extschema@.llm_health() IS
+    'healthy / degraded / unhealthy, with provider counts by status, the worker and the spend queue';
 
 CREATE FUNCTION @extschema@.llm_maintenance(at timestamptz DEFAULT now())
 RETURNS jsonb

@@ -1,11 +1,13 @@
 /*
  * api.c — the SQL-callable entry points llm_complete() and llm_chat().
  *
- * One call: validate the arguments, resolve tenant (with the membership
- * check) and deployment, run the attempt, record it, then either return the
- * result or raise the attempt's error.  From the moment the request leaves,
- * the attempt holds a spend slot (spend.c), so its ledger row survives a
- * rollback, an error, a cancel or the end of the backend.
+ * One call: validate the arguments, resolve the tenant (with the membership
+ * check) and the plan (route, candidate deployments), answer from the cache
+ * if it can, else let the router try the candidates, store a cacheable
+ * answer, and return the result — or raise the error that says why no
+ * provider answered.  Every attempt that sent a request holds a spend slot
+ * from that moment (spend.c), so its ledger row survives a rollback, an
+ * error, a cancel or the end of the backend.
  */
 #include "llm_gateway.h"
 
@@ -23,19 +25,31 @@ check_enabled(void)
 						 "= on.")));
 }
 
+/* max_tokens above what every candidate can answer is the caller's error. */
 static void
-check_max_tokens(const LgRequest *req, const LgDeployment *dep)
+check_max_tokens(const LgRequest *req, const LgPlan *plan)
 {
-	if (dep->max_output_tokens > 0 &&
-		req->opt.max_tokens > dep->max_output_tokens)
-		ereport(ERROR,
-				(errcode(ERRCODE_LG_INVALID_OPTIONS),
-				 errmsg("max_tokens %d exceeds the limit of model \"%s\"",
-						req->opt.max_tokens,
-						dep->model),
-				 errdetail("The model answers with at most %d tokens.",
-						   dep->max_output_tokens)));
+	int32 largest = 0;
+
+	if (req->opt.max_tokens == 0)
+		return;
+	for (int i = 0; i < plan->ncands; i++)
+	{
+		int32 limit = plan->cands[i].max_output_tokens;
+
+		if (limit == 0 || limit >= req->opt.max_tokens)
+			return;
+		largest = Max(largest, limit);
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_LG_INVALID_OPTIONS),
+			 errmsg("max_tokens %d exceeds the limit of model \"%s\"",
+					req->opt.max_tokens,
+					plan->requested),
+			 errdetail("The model answers with at most %d tokens.", largest)));
 }
+
+/* ---- failure ---- */
 
 static void
 raise_attempt_error(const LgAttempt *a)
@@ -47,48 +61,120 @@ raise_attempt_error(const LgAttempt *a)
 			 a->hint ? errhint("%s", a->hint) : 0));
 }
 
-/* The spend slot is taken just before the request leaves. */
-typedef struct SpendHookArg
-{
-	LgSpendHandle      *handle;
-	const LgCall       *call;
-	const LgDeployment *dep;
-} SpendHookArg;
-
 static void
-spend_before_send(void *arg)
+describe_route(StringInfo b, const LgRouteResult *r)
 {
-	SpendHookArg *h = (SpendHookArg *) arg;
+	for (int i = 0; i < r->nattempts; i++)
+	{
+		const LgAttempt *a = &r->attempts[i];
 
-	lg_spend_begin(h->handle, h->call, h->dep, 1);
+		appendStringInfo(b,
+						 "%sAttempt %d, provider \"%s\" (%s): %s",
+						 b->len ? " " : "",
+						 a->number,
+						 a->dep->provider.name,
+						 a->dep->model,
+						 a->error);
+		appendStringInfoString(b,
+							   a->detail ? psprintf(" (%s)", a->detail) : "");
+		appendStringInfoChar(b, '.');
+	}
+	for (int i = 0; i < r->nskipped; i++)
+		appendStringInfo(b,
+						 "%sProvider \"%s\" (%s) skipped: %s.",
+						 b->len ? " " : "",
+						 r->skipped[i].dep->provider.name,
+						 r->skipped[i].dep->model,
+						 r->skipped[i].reason);
 }
 
-static void
-spend_on_abandon(void *arg, const char *why)
+static int
+distinct_deployments(const LgRouteResult *r)
 {
-	SpendHookArg *h = (SpendHookArg *) arg;
+	int n = 0;
 
-	lg_spend_interrupted(h->handle, why);
+	for (int i = 0; i < r->nattempts; i++)
+	{
+		bool seen = false;
+
+		for (int j = 0; j < i && !seen; j++)
+			seen = r->attempts[j].dep == r->attempts[i].dep;
+		n += seen ? 0 : 1;
+	}
+	return n;
 }
 
 /*
- * Record the attempt: its slot gets the outcome, and the caller's own
- * transaction gets the row too unless the worker alone writes it.
+ * No answer.  Nothing tried: LG031.  One deployment tried with nothing
+ * else in reach, or a failure that must not fall back: that attempt's own
+ * error.  Otherwise LG030 with every attempt and skip.
  */
 static void
-record_attempt(LgSpendHandle *spend, const LgCall *call, LgAttempt *attempt)
+raise_route_failure(const LgPlan *plan, const LgRouteResult *r)
 {
-	LgSpendEntry *entry = palloc(sizeof(LgSpendEntry));
+	StringInfoData detail;
 
-	lg_spend_settle(spend, call, attempt, entry);
-	if (spend->caller_writes)
-	{
-		lg_ledger_insert(entry, true);
-		lg_spend_inserted(spend);
-	}
-	attempt->usage_id = spend->usage_id;
-	pfree(entry);
+	initStringInfo(&detail);
+	describe_route(&detail, r);
+	if (r->nattempts == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_LG_NO_PROVIDER_AVAILABLE),
+				 errmsg("no provider is available for model \"%s\" right now",
+						plan->requested),
+				 errdetail("%s", detail.data),
+				 errhint("Limits and circuit breakers free up by themselves; "
+						 "llm_providers_status() shows them.")));
+	if (r->stopped || (distinct_deployments(r) == 1 && r->nskipped == 0))
+		raise_attempt_error(r->last_failure);
+	ereport(ERROR,
+			(errcode(ERRCODE_LG_ALL_PROVIDERS_FAILED),
+			 errmsg("all providers failed for model \"%s\"", plan->requested),
+			 errdetail("%s", detail.data),
+			 errhint("llm_providers_status() shows each provider's state; the "
+					 "ledger has a row "
+					 "for every attempt.")));
 }
+
+/* ---- the cache ---- */
+
+static LgAttempt *
+answer_from_cache(const LgCall *call, const LgCacheHit *hit, double latency_ms)
+{
+	LgDeployment *dep = palloc0(sizeof(LgDeployment));
+	LgAttempt    *a = palloc0(sizeof(LgAttempt));
+	LgSpendHandle spend;
+
+	dep->model = hit->model;
+	dep->upstream_model =
+		hit->upstream_model ? hit->upstream_model : hit->model;
+	dep->provider.name = hit->provider;
+	a->number = 1;
+	a->dep = dep;
+	a->status = LG_ATTEMPT_OK;
+	a->cached = true;
+	a->latency_ms = latency_ms;
+	a->reply.content = hit->content;
+	a->reply.finish_reason = hit->finish_reason;
+	a->reply.upstream_model = hit->upstream_model;
+	a->saved_tokens = hit->usage.input_tokens + hit->usage.output_tokens;
+	a->saved_picousd = hit->cost_picousd;
+	a->started_at = GetCurrentTimestamp();
+	lg_spend_begin(&spend, call, dep, 1);
+	lg_router_record(&spend, call, a);
+	return a;
+}
+
+static double
+ms_since(instr_time start)
+{
+	instr_time now;
+
+	INSTR_TIME_SET_CURRENT(now);
+	INSTR_TIME_SUBTRACT(now, start);
+	return INSTR_TIME_GET_MILLISEC(now);
+}
+
+/* ---- one call ---- */
 
 static Jsonb *
 complete(text             *tenant_arg,
@@ -97,43 +183,56 @@ complete(text             *tenant_arg,
 		 Jsonb            *options,
 		 const LgAttempt **final)
 {
-	LgRequest     *req = palloc(sizeof(LgRequest));
-	LgTenant      *tenant = palloc0(sizeof(LgTenant));
-	LgDeployment  *dep = palloc0(sizeof(LgDeployment));
-	LgAttempt     *attempt = palloc0(sizeof(LgAttempt));
-	LgSpendHandle  spend;
-	LgCall         call;
-	SpendHookArg   hook_arg = {&spend, &call, dep};
-	LgAttemptHooks hooks = {spend_before_send, spend_on_abandon, &hook_arg};
-	instr_time     start;
-	instr_time     elapsed;
+	LgRequest    *req = palloc(sizeof(LgRequest));
+	LgTenant     *tenant = palloc0(sizeof(LgTenant));
+	LgPlan       *plan = palloc0(sizeof(LgPlan));
+	LgRouteResult route;
+	LgCacheKey    key;
+	LgCacheHit    hit;
+	bool          use_cache;
+	LgCall        call;
+	instr_time    start;
 
 	INSTR_TIME_SET_CURRENT(start);
 	lg_shmem_require();
 	check_enabled();
 	PreventCommandIfReadOnly("llm_complete()");
 	lg_request_parse(req, tenant_arg, model_arg, messages, options);
-	lg_catalog_resolve(req, tenant, dep);
-	check_max_tokens(req, dep);
+	lg_catalog_resolve(req, tenant, plan);
+	check_max_tokens(req, plan);
 
 	lg_uuid_generate(&call.request_id);
 	call.started_at = GetCurrentTimestamp();
 	call.req = req;
 	call.tenant = tenant;
+	call.requested = plan->requested;
 
-	lg_attempt_run(attempt, req, dep, &hooks);
-	record_attempt(&spend, &call, attempt);
-	if (attempt->status != LG_ATTEMPT_OK)
-		raise_attempt_error(attempt);
+	use_cache = lg_cache_prepare(&key, req, plan, tenant);
+	if (use_cache && lg_cache_lookup(&key, &hit))
+	{
+		*final = answer_from_cache(&call, &hit, ms_since(start));
+		return lg_result_build(&call,
+							   *final,
+							   1,
+							   *final,
+							   NULL,
+							   0,
+							   ms_since(start));
+	}
 
-	*final = attempt;
-	INSTR_TIME_SET_CURRENT(elapsed);
-	INSTR_TIME_SUBTRACT(elapsed, start);
+	lg_router_run(&call, plan, &route);
+	if (route.final == NULL)
+		raise_route_failure(plan, &route);
+	if (use_cache)
+		lg_cache_store(&key, route.final);
+	*final = route.final;
 	return lg_result_build(&call,
-						   attempt,
-						   1,
-						   attempt,
-						   INSTR_TIME_GET_MILLISEC(elapsed));
+						   route.attempts,
+						   route.nattempts,
+						   route.final,
+						   route.skipped,
+						   route.nskipped,
+						   ms_since(start));
 }
 
 /*

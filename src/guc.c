@@ -23,6 +23,12 @@ char *lg_database = NULL;
 int   lg_worker_interval_ms = 1000;
 int   lg_spend_queue_size = 1024;
 int   lg_transactional_ledger_rows = 64;
+int   lg_max_retries = 2;
+int   lg_retry_backoff_ms = 250;
+int   lg_retry_after_max_ms = 10000;
+bool  lg_cache_enabled = true;
+int   lg_cache_ttl_s = 3600;
+int   lg_cache_max_kb = 256 * 1024;
 
 static const char *
 show_master_key(void)
@@ -198,6 +204,88 @@ lg_define_settings(void)
 		NULL,
 		NULL,
 		NULL);
+
+	DefineCustomIntVariable("llm_gateway.max_retries",
+							"Retries of a transient failure on one deployment "
+							"before falling back.",
+							"A route's retries setting takes precedence.",
+							&lg_max_retries,
+							2,
+							0,
+							10,
+							PGC_USERSET,
+							0,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("llm_gateway.retry_backoff_ms",
+							"First pause before a retry; it doubles each "
+							"time, with jitter.",
+							NULL,
+							&lg_retry_backoff_ms,
+							250,
+							0,
+							60000,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("llm_gateway.retry_after_max_ms",
+							"Longest retry-after a provider may ask for and "
+							"still be waited on.",
+							"A longer one makes the router fall back at once.",
+							&lg_retry_after_max_ms,
+							10000,
+							0,
+							600000,
+							PGC_USERSET,
+							GUC_UNIT_MS,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomBoolVariable("llm_gateway.cache",
+							 "Answers repeated requests from the response "
+							 "cache.",
+							 "Tenants and calls can opt out as well.",
+							 &lg_cache_enabled,
+							 true,
+							 PGC_SUSET,
+							 0,
+							 NULL,
+							 NULL,
+							 NULL);
+
+	DefineCustomIntVariable("llm_gateway.cache_ttl",
+							"How long a cached answer stays valid.",
+							"The call's cache_ttl_s option takes precedence.",
+							&lg_cache_ttl_s,
+							3600,
+							1,
+							31 * 24 * 3600,
+							PGC_USERSET,
+							GUC_UNIT_S,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("llm_gateway.cache_max_size",
+							"Size the worker trims the response cache to, "
+							"least recently used "
+							"first.",
+							NULL,
+							&lg_cache_max_kb,
+							256 * 1024,
+							64,
+							INT_MAX / 2,
+							PGC_SUSET,
+							GUC_UNIT_KB,
+							NULL,
+							NULL,
+							NULL);
 
 	MarkGUCPrefixReserved("llm_gateway");
 }

@@ -15,7 +15,7 @@
 
 #include "catalog/pg_type.h"
 
-#define NPARAMS 28
+#define NPARAMS 34
 
 static const char *const insert_sql =
 	"INSERT INTO llm_gateway.usage"
@@ -24,18 +24,22 @@ static const char *const insert_sql =
 	"  conversation_id, model, provider, upstream_model, status, http_status,"
 	"  error_code, error, input_tokens, cached_tokens, cache_write_tokens,"
 	"  reasoning_tokens, output_tokens, usage_estimated, cost_usd, latency_ms,"
-	"  finish_reason, provider_request_id, metadata, written_by)"
+	"  finish_reason, provider_request_id, metadata, written_by,"
+	"  requested_model, cached, was_fallback, fallback_reason, saved_tokens, "
+	"saved_usd)"
 	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
 	"$15,"
 	"  $16, $17, $18, $19, $20, $21, $22, $23::numeric / 1000000000000,"
-	"  round($24::numeric, 3), $25, $26, $27::jsonb, $28)"
+	"  round($24::numeric, 3), $25, $26, $27::jsonb, $28,"
+	"  $29, $30, $31, $32, $33, $34::numeric / 1000000000000)"
 	" ON CONFLICT (id) DO NOTHING";
 
 static const Oid param_types[NPARAMS] =
 	{INT8OID, TIMESTAMPTZOID, UUIDOID,   INT4OID, TEXTOID, TEXTOID, TEXTOID,
 	 TEXTOID, TEXTOID,        TEXTOID,   TEXTOID, TEXTOID, TEXTOID, INT4OID,
 	 TEXTOID, TEXTOID,        INT8OID,   INT8OID, INT8OID, INT8OID, INT8OID,
-	 BOOLOID, INT8OID,        FLOAT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	 BOOLOID, INT8OID,        FLOAT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+	 TEXTOID, BOOLOID,        BOOLOID,   TEXTOID, INT8OID, INT8OID};
 
 static SPIPlanPtr insert_plan = NULL;
 
@@ -94,6 +98,12 @@ fill_params(const LgSpendEntry *e, bool by_caller, Datum *v, char *n)
 	set_text(v, n, 25, e->provider_request_id);
 	set_text(v, n, 26, e->metadata);
 	v[27] = CStringGetTextDatum(by_caller ? "caller" : "worker");
+	set_text(v, n, 28, e->requested_model);
+	v[29] = BoolGetDatum(e->cached);
+	v[30] = BoolGetDatum(e->was_fallback);
+	set_text(v, n, 31, e->fallback_reason);
+	v[32] = Int64GetDatum(e->saved_tokens);
+	v[33] = Int64GetDatum(e->saved_picousd);
 }
 
 void

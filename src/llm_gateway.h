@@ -44,6 +44,8 @@
 #define ERRCODE_LG_PROVIDER_CONNECT      MAKE_SQLSTATE('L', 'G', '0', '2', '6')
 #define ERRCODE_LG_RESPONSE_TOO_LARGE    MAKE_SQLSTATE('L', 'G', '0', '2', '7')
 #define ERRCODE_LG_RESPONSE_MALFORMED    MAKE_SQLSTATE('L', 'G', '0', '2', '8')
+#define ERRCODE_LG_ALL_PROVIDERS_FAILED  MAKE_SQLSTATE('L', 'G', '0', '3', '0')
+#define ERRCODE_LG_NO_PROVIDER_AVAILABLE MAKE_SQLSTATE('L', 'G', '0', '3', '1')
 #define ERRCODE_LG_MASTER_KEY_MISSING    MAKE_SQLSTATE('L', 'G', '0', '5', '0')
 #define ERRCODE_LG_SECRET_UNREADABLE     MAKE_SQLSTATE('L', 'G', '0', '5', '1')
 #define ERRCODE_LG_SPEND_QUEUE_FULL      MAKE_SQLSTATE('L', 'G', '0', '6', '0')
@@ -136,6 +138,15 @@ typedef struct LgProvider
 	int32          timeout_ms;  /* 0: the setting's default */
 	int32          connect_timeout_ms; /* 0: the setting's default */
 	List          *headers;            /* extra "Name: value" strings */
+	int32          priority;
+	int32          weight;
+	int32          rpm;             /* 0: no limit */
+	int32          tpm;             /* 0: no limit */
+	int32          max_concurrency; /* 0: no limit */
+	int32          breaker_failures;
+	int32          breaker_cooldown_ms;
+	int32          breaker_successes;
+	int32          breaker_probes;
 } LgProvider;
 
 typedef struct LgPrice
@@ -152,19 +163,60 @@ typedef struct LgDeployment
 	char      *upstream_model;    /* the provider's name for it */
 	int32      max_output_tokens; /* 0 when unknown */
 	int32      context_window;    /* 0 when unknown */
+	int32      priority;
+	int32      weight;
+	int        group; /* 0: the route's models; k: its k-th fallback model */
 	LgPrice    price;
 	LgProvider provider;
 } LgDeployment;
 
+typedef enum LgStrategy
+{
+	LG_STRATEGY_PRIORITY,
+	LG_STRATEGY_WEIGHTED,
+	LG_STRATEGY_LEAST_BUSY,
+	LG_STRATEGY_LOWEST_LATENCY,
+	LG_STRATEGY_LOWEST_COST
+} LgStrategy;
+
+/*
+ * Where a call may go: the usable deployments of the requested model or
+ * route, group by group (its models, then each fallback model), in the
+ * order the strategy prefers.
+ */
+typedef struct LgPlan
+{
+	char      *requested; /* the model id or alias asked for */
+	char      *route;     /* the route in force, or NULL */
+	LgStrategy strategy;
+	int32      retries; /* per deployment, on transient errors */
+	char *cache_model;  /* the route's models, canonical, for the cache key */
+	LgDeployment *cands;
+	int           ncands;
+} LgPlan;
+
+typedef enum LgCacheScope
+{
+	LG_CACHE_SCOPE_TENANT,
+	LG_CACHE_SCOPE_SHARED,
+	LG_CACHE_SCOPE_OFF
+} LgCacheScope;
+
 typedef struct LgTenant
 {
-	char *tenant;
-	char *currency;
+	LgCacheScope cache_scope;
+	char        *tenant;
+	char        *currency;
 } LgTenant;
 
-extern void
-lg_catalog_resolve(LgRequest *req, LgTenant *tenant, LgDeployment *dep);
+extern void lg_catalog_resolve(LgRequest *req, LgTenant *tenant, LgPlan *plan);
 extern bool lg_caller_is_admin(void);
+extern bool lg_model_allowed(List *allowed, const char *model);
+extern void lg_plan_load(LgPlan          *plan,
+						 const LgRequest *req,
+						 List            *allowed,
+						 MemoryContext    cxt);
+extern const char *lg_strategy_name(LgStrategy strategy);
 
 /* Run a block of catalog SQL as the extension owner with a safe search_path. */
 typedef struct LgOwnerScope
@@ -347,7 +399,15 @@ typedef struct LgAttempt
 	char *error;
 	char *detail;
 	char *hint;
-	int64 usage_id;
+	int32 retry_after_ms; /* the provider's retry-after, -1 when absent */
+	TimestampTz started_at;
+	int64       usage_id;
+	/* how the router came to this attempt */
+	bool  was_fallback;    /* not the first deployment tried */
+	char *fallback_reason; /* why the previous deployment was left */
+	bool  cached;          /* answered from the response cache */
+	int64 saved_tokens;    /* cache hit: tokens not spent */
+	int64 saved_picousd;   /* cache hit: what the call had cost */
 } LgAttempt;
 
 /*
@@ -383,6 +443,7 @@ typedef struct LgCall
 	TimestampTz      started_at;
 	const LgRequest *req;
 	const LgTenant  *tenant;
+	const char      *requested; /* model id or alias asked for */
 } LgCall;
 
 extern void lg_uuid_generate(pg_uuid_t *uuid);
@@ -415,6 +476,10 @@ typedef struct LgSpendEntry
 	int64       output_tokens;
 	int64       cost_picousd;
 	double      latency_ms;
+	bool        cached;
+	bool        was_fallback;
+	int64       saved_tokens;
+	int64       saved_picousd;
 	char        status[12];
 	char        error_code[6];
 	char        tenant[LG_LABEL_MAX];
@@ -425,6 +490,8 @@ typedef struct LgSpendEntry
 	char        model[LG_MODEL_MAX];
 	char        provider[64];
 	char        upstream_model[LG_MODEL_MAX];
+	char        requested_model[LG_MODEL_MAX];
+	char        fallback_reason[256];
 	char        finish_reason[33];
 	char        provider_request_id[129];
 	char        error[LG_ERROR_MAX];
@@ -467,6 +534,119 @@ extern int  lg_spend_other_databases(Oid *dboids, int max);
 
 extern void lg_ledger_insert(const LgSpendEntry *entry, bool by_caller);
 
+/* ---- routing (router.c) ---- */
+typedef struct LgSkip
+{
+	const LgDeployment *dep;
+	char               *reason;
+} LgSkip;
+
+typedef struct LgRouteResult
+{
+	LgAttempt *attempts; /* every attempt that sent a request */
+	int        nattempts;
+	LgAttempt *final;        /* the successful one, or NULL */
+	LgAttempt *last_failure; /* the last failed one */
+	bool       stopped;      /* a failure that must not fall back */
+	LgSkip    *skipped;      /* candidates not tried, and why */
+	int        nskipped;
+	int        skipped_cap;
+} LgRouteResult;
+
+extern void
+lg_router_run(const LgCall *call, LgPlan *plan, LgRouteResult *result);
+extern void
+lg_router_record(LgSpendHandle *spend, const LgCall *call, LgAttempt *attempt);
+
+/* ---- response cache (cache.c) ---- */
+typedef struct LgCacheKey
+{
+	unsigned char hash[32];
+	const char   *scope;  /* the tenant, or "*" */
+	bool          lookup; /* false for "refresh": store only */
+	int32         ttl_s;
+} LgCacheKey;
+
+typedef struct LgCacheHit
+{
+	char   *model;
+	char   *provider;
+	char   *upstream_model;
+	char   *content;
+	char   *finish_reason;
+	LgUsage usage;        /* of the call that filled the entry */
+	int64   cost_picousd; /* what that call cost: what a hit saves */
+} LgCacheHit;
+
+extern bool  lg_cache_prepare(LgCacheKey      *key,
+							  const LgRequest *req,
+							  const LgPlan    *plan,
+							  const LgTenant  *tenant);
+extern bool  lg_cache_lookup(const LgCacheKey *key, LgCacheHit *hit);
+extern void  lg_cache_store(const LgCacheKey *key, const LgAttempt *attempt);
+extern int64 lg_cache_evict(void);
+
+/* ---- limits, breakers and status (limits.c, events.c) ---- */
+typedef enum LgOutcome
+{
+	LG_OUTCOME_OK,
+	LG_OUTCOME_TRANSIENT, /* 429, 5xx, timeout, connection: counts for the breaker */
+	LG_OUTCOME_FAILED,   /* any other failure: counted as an error only */
+	LG_OUTCOME_CANCELLED /* cut short by an interrupt: neither */
+} LgOutcome;
+
+struct LgProviderState;
+struct LgDeploymentState;
+
+/* One attempt's hold on a provider: released exactly once. */
+typedef struct LgAdmission
+{
+	struct LgProviderState   *provider;
+	struct LgDeploymentState *deployment;
+	int64                     tokens; /* the estimate counted at admission */
+	int64                     second; /* the window bucket it was counted in */
+	bool                      probe;  /* a half-open breaker's probe */
+	bool                      held;
+} LgAdmission;
+
+typedef struct LgProviderSnapshot
+{
+	int         status;        /* LgRuntimeStatus */
+	int         breaker;       /* LgBreaker */
+	bool        breaker_ready; /* open, cool-down over: the next call probes */
+	int32       in_flight;
+	int32       requests; /* last minute */
+	int32       errors;
+	int64       tokens;
+	double      avg_latency_ms;
+	int32       consecutive_failures;
+	TimestampTz status_since;
+	char        last_error[160];
+} LgProviderSnapshot;
+
+extern bool lg_admit(const LgDeployment *dep,
+					 int64               tokens,
+					 LgAdmission        *adm,
+					 const char        **why);
+extern void lg_release(LgAdmission        *adm,
+					   const LgDeployment *dep,
+					   LgOutcome           outcome,
+					   int64               tokens,
+					   double              latency_ms,
+					   const char         *error);
+extern void lg_limits_release_all(void);
+extern void lg_deployment_load(const LgDeployment *dep,
+							   int                *in_flight,
+							   double             *latency_ms,
+							   bool               *has_latency);
+extern int  lg_weighted_choose(LgDeployment *cands, int n);
+extern bool lg_provider_snapshot(const char *name, LgProviderSnapshot *out);
+extern void lg_limits_refresh_statuses(void);
+extern const char *lg_runtime_status_name(int status);
+extern const char *lg_breaker_name(int breaker);
+extern int         lg_events_flush(void);
+extern bool        lg_events_waiting(Oid dboid);
+
 /* ---- shared memory (shmem.c) ---- */
 extern void lg_shmem_init(void);
 extern void lg_shmem_require(void);
@@ -477,6 +657,12 @@ extern char *lg_database;
 extern int   lg_worker_interval_ms;
 extern int   lg_spend_queue_size;
 extern int   lg_transactional_ledger_rows;
+extern int   lg_max_retries;
+extern int   lg_retry_backoff_ms;
+extern int   lg_retry_after_max_ms;
+extern bool  lg_cache_enabled;
+extern int   lg_cache_ttl_s;
+extern int   lg_cache_max_kb;
 
 /* One maintenance pass: what it was asked to do and what it did. */
 typedef struct LgMaintenance
@@ -485,6 +671,8 @@ typedef struct LgMaintenance
 	bool          full; /* every duty, not only writing spend */
 	LgSpendReport spend;
 	bool          more; /* stopped at its row limit: run again */
+	int           events_written;
+	int64         cache_evicted;
 	double        duration_ms;
 } LgMaintenance;
 
@@ -498,6 +686,8 @@ extern Jsonb *lg_result_build(const LgCall    *call,
 							  const LgAttempt *attempts,
 							  int              nattempts,
 							  const LgAttempt *final,
+							  const LgSkip    *skipped,
+							  int              nskipped,
 							  double           latency_ms);
 
 #endif /* LG_LLM_GATEWAY_H */

@@ -8,7 +8,9 @@
  * statement sees every row that could be written.  Each duty is idempotent:
  * a pass may run twice, late, or concurrently with another.
  *
- * Duties: write the spend that callers' transactions did not commit.
+ * Duties: write the spend that callers' transactions did not commit; on a
+ * full pass also re-derive provider statuses (time moves them on), write
+ * the queued provider status changes, and expire and evict cache entries.
  */
 #include "llm_gateway.h"
 
@@ -32,6 +34,12 @@ lg_maintenance_run(LgMaintenance *m, bool wait_for_writers)
 	while (m->more && ++batches < FLUSH_BATCHES);
 	if (wait_for_writers && !m->more)
 		lg_spend_wait_for_writers(&m->spend);
+	if (m->full)
+	{
+		lg_limits_refresh_statuses();
+		m->cache_evicted = lg_cache_evict();
+	}
+	m->events_written = lg_events_flush();
 	INSTR_TIME_SET_CURRENT(elapsed);
 	INSTR_TIME_SUBTRACT(elapsed, start);
 	m->duration_ms = INSTR_TIME_GET_MILLISEC(elapsed);
@@ -51,12 +59,16 @@ lg_maintenance_jsonb(const LgMaintenance *m)
 	appendStringInfo(&b,
 					 "\"spend\": {\"written\": %d, \"settled\": %d, "
 					 "\"pending\": %d, "
-					 "\"discarded\": %d, \"more\": %s}}",
+					 "\"discarded\": %d, \"more\": %s}, \"events_written\": "
+					 "%d, "
+					 "\"cache_evicted\": " INT64_FORMAT "}",
 					 m->spend.written,
 					 m->spend.settled,
 					 m->spend.pending,
 					 m->spend.discarded,
-					 m->more ? "true" : "false");
+					 m->more ? "true" : "false",
+					 m->events_written,
+					 m->cache_evicted);
 	return DatumGetJsonbP(
 		DirectFunctionCall1(jsonb_in, CStringGetDatum(b.data)));
 }

@@ -437,6 +437,21 @@ fail_status(LgAttempt            *a,
 				 : NULL);
 }
 
+/* retry-after in seconds (the HTTP-date form is ignored): ms, or -1. */
+static int32
+retry_after_ms(const char *value)
+{
+	char  *end;
+	double seconds;
+
+	if (value[0] == '\0')
+		return -1;
+	seconds = strtod(value, &end);
+	if (end == value || seconds < 0 || seconds > 86400)
+		return -1;
+	return (int32) (seconds * 1000);
+}
+
 static void
 interpret(LgAttempt            *a,
 		  const LgProviderOps  *ops,
@@ -448,6 +463,7 @@ interpret(LgAttempt            *a,
 	char *why = NULL;
 
 	a->http_status = resp->status;
+	a->retry_after_ms = retry_after_ms(resp->retry_after);
 	if (resp->failure != LG_HTTP_OK)
 		fail_transport(a, resp, timeout_ms);
 	else if (resp->status < 200 || resp->status > 299)
@@ -520,6 +536,7 @@ lg_attempt_run(LgAttempt            *a,
 	memset(a, 0, sizeof(*a));
 	a->dep = dep;
 	a->number = 1;
+	a->retry_after_ms = -1;
 	memset(&http, 0, sizeof(http));
 	http.timeout_ms = effective_timeout(req, dep);
 	http.connect_timeout_ms = Min(http.timeout_ms,
@@ -536,6 +553,7 @@ lg_attempt_run(LgAttempt            *a,
 		if (hooks && hooks->before_send)
 			hooks->before_send(hooks->arg);
 		sent = true;
+		a->started_at = GetCurrentTimestamp();
 		INSTR_TIME_SET_CURRENT(start);
 		lg_http_post(&http, &resp);
 		INSTR_TIME_SET_CURRENT(elapsed);

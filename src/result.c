@@ -3,8 +3,8 @@
  *
  * Shape (the v0 contract, plus a few additive fields):
  *   {"id", "content", "model", "upstream_model", "provider", "finish_reason",
- *    "cached", "fallback", "attempts": [...], "usage": {...}, "latency_ms",
- *    "usage_id", "provider_request_id"}
+ *    "cached", "fallback", "attempts": [...], "skipped": [...],
+ *    "usage": {...}, "latency_ms", "usage_id", "provider_request_id"}
  * Built as text in the server encoding and read back by jsonb_in: every
  * value written here is ours or escaped, so the parse cannot fail.
  */
@@ -38,6 +38,13 @@ int_field(StringInfo b, bool *first, const char *name, int64 value)
 }
 
 static void
+bool_field(StringInfo b, bool *first, const char *name, bool value)
+{
+	key(b, first, name);
+	appendStringInfoString(b, value ? "true" : "false");
+}
+
+static void
 ms_field(StringInfo b, bool *first, const char *name, double ms)
 {
 	key(b, first, name);
@@ -63,7 +70,21 @@ append_attempt(StringInfo b, const LgAttempt *a)
 		appendStringInfo(b, "%ld", a->http_status);
 	else
 		appendStringInfoString(b, "null");
+	bool_field(b, &first, "fallback", a->was_fallback);
+	str_field(b, &first, "fallback_reason", a->fallback_reason);
 	ms_field(b, &first, "latency_ms", a->latency_ms);
+	appendStringInfoChar(b, '}');
+}
+
+static void
+append_skip(StringInfo b, const LgSkip *skip)
+{
+	bool first = true;
+
+	appendStringInfoChar(b, '{');
+	str_field(b, &first, "provider", skip->dep->provider.name);
+	str_field(b, &first, "model", skip->dep->model);
+	str_field(b, &first, "reason", skip->reason);
 	appendStringInfoChar(b, '}');
 }
 
@@ -86,8 +107,10 @@ append_usage(StringInfo b, const LgTenant *tenant, const LgAttempt *a)
 	key(b, &first, "cost");
 	lg_append_picousd(b, a->cost_picousd);
 	str_field(b, &first, "currency", tenant->currency);
-	key(b, &first, "estimated");
-	appendStringInfoString(b, a->reply.usage_estimated ? "true" : "false");
+	bool_field(b, &first, "estimated", a->reply.usage_estimated);
+	int_field(b, &first, "saved_tokens", a->saved_tokens);
+	key(b, &first, "saved_usd");
+	lg_append_picousd(b, a->saved_picousd);
 	appendStringInfoChar(b, '}');
 }
 
@@ -96,6 +119,8 @@ lg_result_build(const LgCall    *call,
 				const LgAttempt *attempts,
 				int              nattempts,
 				const LgAttempt *final,
+				const LgSkip    *skipped,
+				int              nskipped,
 				double           latency_ms)
 {
 	StringInfoData b;
@@ -118,10 +143,8 @@ lg_result_build(const LgCall    *call,
 										  : final->dep->upstream_model);
 	str_field(&b, &first, "provider", final->dep->provider.name);
 	str_field(&b, &first, "finish_reason", final->reply.finish_reason);
-	key(&b, &first, "cached");
-	appendStringInfoString(&b, "false");
-	key(&b, &first, "fallback");
-	appendStringInfoString(&b, final->number > 1 ? "true" : "false");
+	bool_field(&b, &first, "cached", final->cached);
+	bool_field(&b, &first, "fallback", final->was_fallback);
 	key(&b, &first, "attempts");
 	appendStringInfoChar(&b, '[');
 	for (int i = 0; i < nattempts; i++)
@@ -129,6 +152,15 @@ lg_result_build(const LgCall    *call,
 		if (i > 0)
 			appendStringInfoChar(&b, ',');
 		append_attempt(&b, &attempts[i]);
+	}
+	appendStringInfoChar(&b, ']');
+	key(&b, &first, "skipped");
+	appendStringInfoChar(&b, '[');
+	for (int i = 0; i < nskipped; i++)
+	{
+		if (i > 0)
+			appendStringInfoChar(&b, ',');
+		append_skip(&b, &skipped[i]);
 	}
 	appendStringInfoChar(&b, ']');
 	key(&b, &first, "usage");

@@ -13,6 +13,8 @@
 #include "storage/shmem.h"
 
 LgShared *lg_shared = NULL;
+HTAB     *lg_provider_states = NULL;
+HTAB     *lg_deployment_states = NULL;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -24,13 +26,44 @@ shared_size(void)
 					mul_size(sizeof(LgSpendSlot), lg_spend_queue_size));
 }
 
+static Size
+hash_sizes(void)
+{
+	return add_size(hash_estimate_size(LG_MAX_PROVIDERS,
+									   sizeof(LgProviderState)),
+					hash_estimate_size(LG_MAX_DEPLOYMENTS,
+									   sizeof(LgDeploymentState)));
+}
+
+static void
+attach_hashes(void)
+{
+	HASHCTL info;
+
+	memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(LgProviderKey);
+	info.entrysize = sizeof(LgProviderState);
+	lg_provider_states = ShmemInitHash("llm_gateway providers",
+									   LG_MAX_PROVIDERS,
+									   LG_MAX_PROVIDERS,
+									   &info,
+									   HASH_ELEM | HASH_BLOBS);
+	info.keysize = sizeof(LgDeploymentKey);
+	info.entrysize = sizeof(LgDeploymentState);
+	lg_deployment_states = ShmemInitHash("llm_gateway deployments",
+										 LG_MAX_DEPLOYMENTS,
+										 LG_MAX_DEPLOYMENTS,
+										 &info,
+										 HASH_ELEM | HASH_BLOBS);
+}
+
 static void
 request_shmem(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-	RequestAddinShmemSpace(shared_size());
-	RequestNamedLWLockTranche("llm_gateway", 1);
+	RequestAddinShmemSpace(add_size(shared_size(), hash_sizes()));
+	RequestNamedLWLockTranche("llm_gateway", 2);
 }
 
 static void
@@ -46,7 +79,10 @@ startup_shmem(void)
 	if (!found)
 	{
 		memset(lg_shared, 0, shared_size());
-		lg_shared->lock = &(GetNamedLWLockTranche("llm_gateway"))->lock;
+		lg_shared->lock = &(GetNamedLWLockTranche("llm_gateway"))[0].lock;
+		lg_shared->route_lock =
+			&(GetNamedLWLockTranche("llm_gateway"))[1].lock;
+		lg_shared->next_event_generation = 1;
 		pg_atomic_init_u32(&lg_shared->wake_pending, 0);
 		lg_shared->nslots = lg_spend_queue_size;
 		lg_shared->nfree = lg_spend_queue_size;
@@ -56,6 +92,7 @@ startup_shmem(void)
 			lg_shared->slots[i].next_free =
 				(i + 1 < lg_spend_queue_size) ? i + 1 : -1;
 	}
+	attach_hashes(); /* creates them the first time, attaches afterwards */
 	LWLockRelease(AddinShmemInitLock);
 }
 

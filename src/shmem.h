@@ -1,10 +1,11 @@
 /*
  * shmem.h — the layout of llm_gateway's shared memory.
  *
- * Locking: LgShared.lock (one LWLock of the "llm_gateway" tranche) protects
- * the spend slots, the free list and the flusher table.  It is held only for
- * memory copies and state changes, never across I/O, a catalog access or
- * HTTP.  worker_latch/worker_pid are written by the worker alone (at start
+ * Locking: LgShared.lock protects the spend slots, the free list and the
+ * flusher table; LgShared.route_lock protects the provider and deployment
+ * state hash tables and the event ring.  Both are held only for memory
+ * copies and state changes, never across I/O, a catalog access or HTTP, and
+ * never together.  worker_latch/worker_pid are written by the worker alone (at start
  * and exit) and read without the lock; wake_pending is atomic.
  */
 #ifndef LG_SHMEM_H
@@ -17,6 +18,12 @@
 #include "storage/lwlock.h"
 
 #define LG_MAX_FLUSHERS 4
+
+/* Routing state: sized for this many providers and deployments. */
+#define LG_MAX_PROVIDERS   512
+#define LG_MAX_DEPLOYMENTS 4096
+#define LG_WINDOW_S        60 /* rpm, tpm, error rate: the last minute */
+#define LG_MAX_EVENTS      512
 
 /*
  * A slot's life:
@@ -54,9 +61,104 @@ typedef struct LgSpendSlot
 	LgSpendEntry  entry;
 } LgSpendSlot;
 
+/* ---- routing state (limits.c), under LgShared.route_lock ---- */
+
+typedef struct LgProviderKey
+{
+	Oid  dboid;
+	char name[64];
+} LgProviderKey;
+
+typedef struct LgSecond
+{
+	int64  second; /* Unix time of this bucket */
+	int32  requests;
+	int32  errors;
+	int64  tokens;
+	double latency_ms; /* sum */
+} LgSecond;
+
+typedef enum LgBreaker
+{
+	LG_BREAKER_CLOSED,
+	LG_BREAKER_OPEN,
+	LG_BREAKER_HALF_OPEN
+} LgBreaker;
+
+/* What the gateway itself observes; maintenance/disabled are configuration. */
+typedef enum LgRuntimeStatus
+{
+	LG_STATUS_ACTIVE,
+	LG_STATUS_DEGRADED,
+	LG_STATUS_RATE_LIMITED,
+	LG_STATUS_CIRCUIT_OPEN
+} LgRuntimeStatus;
+
+typedef struct LgProviderState
+{
+	LgProviderKey key;
+	int32         in_flight;
+	LgSecond      window[LG_WINDOW_S];
+	uint8         breaker;
+	int32         consecutive_failures;
+	TimestampTz   opened_at;
+	int32         probes_in_flight;
+	int32         probe_successes;
+	uint8         status; /* last published LgRuntimeStatus */
+	TimestampTz   status_since;
+	TimestampTz   last_rate_limit_at;
+	int32         rpm; /* the limits last seen, for the status */
+	int32         tpm;
+	int32         cooldown_ms;
+	char          last_error[160];
+} LgProviderState;
+
+typedef struct LgDeploymentKey
+{
+	Oid  dboid;
+	char model[LG_MODEL_MAX];
+	char provider[64];
+} LgDeploymentKey;
+
+typedef struct LgDeploymentState
+{
+	LgDeploymentKey key;
+	int32           in_flight;
+	bool            has_latency;
+	double          latency_ewma;
+	int64           swrr_current; /* smooth weighted round-robin */
+} LgDeploymentState;
+
+typedef enum LgEventState
+{
+	LG_EVENT_FREE,
+	LG_EVENT_PENDING,
+	LG_EVENT_CLAIMED
+} LgEventState;
+
+/* A provider status change waiting to be written to provider_events. */
+typedef struct LgEvent
+{
+	uint8       state;
+	int         claimer_pid;
+	uint64      generation;
+	Oid         dboid;
+	TimestampTz at;
+	char        provider[64];
+	char        from_status[16];
+	char        to_status[16];
+	char        reason[160];
+} LgEvent;
+
+extern HTAB *lg_provider_states;
+extern HTAB *lg_deployment_states;
+
 typedef struct LgShared
 {
 	LWLock          *lock;
+	LWLock          *route_lock;
+	uint64           next_event_generation;
+	LgEvent          events[LG_MAX_EVENTS];
 	Latch           *worker_latch;
 	int              worker_pid;
 	pg_atomic_uint32 wake_pending;

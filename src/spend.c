@@ -154,6 +154,7 @@ fill_common(LgSpendEntry       *e,
 	copy_text(e->upstream_model,
 			  sizeof(e->upstream_model),
 			  dep->upstream_model);
+	copy_text(e->requested_model, sizeof(e->requested_model), call->requested);
 	if (o->metadata)
 		copy_text(e->metadata,
 				  sizeof(e->metadata),
@@ -208,6 +209,15 @@ fill_outcome(LgSpendEntry *e, const LgAttempt *a)
 	e->usage_estimated = a->reply.usage_estimated;
 	e->cost_picousd = a->cost_picousd;
 	e->latency_ms = a->latency_ms;
+	if (a->started_at != 0)
+		e->created_at = a->started_at;
+	e->cached = a->cached;
+	e->was_fallback = a->was_fallback;
+	e->saved_tokens = a->saved_tokens;
+	e->saved_picousd = a->saved_picousd;
+	copy_text(e->fallback_reason,
+			  sizeof(e->fallback_reason),
+			  a->fallback_reason);
 	if (a->reply.upstream_model)
 		copy_text(e->upstream_model,
 				  sizeof(e->upstream_model),
@@ -454,6 +464,7 @@ lg_spend_begin(LgSpendHandle      *h,
 	lg_spend_init_backend();
 	fill_common(e, call, dep, attempt);
 	fill_in_flight(e, call, dep);
+	e->created_at = GetCurrentTimestamp();
 	e->usage_id = nextval_internal(usage_sequence(), false);
 	xid = GetCurrentTransactionId();
 	h->caller_writes = caller_should_write();

@@ -51,6 +51,9 @@ llm_gateway.master_key = 'regress-master-key-0123456789'
 mock.url = 'http://127.0.0.1:$MOCK_PORT'
 mock.api_key = 'sk-mock-0123456789abcdef'
 lc_messages = 'C'
+# the feature tests turn these back on where they test them
+llm_gateway.max_retries = 0
+llm_gateway.cache = off
 CONF
 [ "$(id -u)" -eq 0 ] && chown -R "$TEST_USER" "$WORK/test/tmp"
 

@@ -81,6 +81,8 @@ sub gateway_node
 	$node->append_conf('postgresql.conf',
 		"shared_preload_libraries = 'llm_gateway'\n"
 		  . "llm_gateway.master_key = 'tap-master-key'\n"
+		  . "llm_gateway.cache = off\n"
+		  . "llm_gateway.retry_backoff_ms = 10\n"
 		  . ($extra_conf // ''));
 	$node->start;
 	$node->safe_psql('postgres', qq{

@@ -1,3 +1,4 @@
+\set SHOW_CONTEXT never
 -- admin: llm_provider_set, llm_model_set, llm_tenant_set and their checks.
 
 -- providers: defaults per kind, partial updates, normalisation

@@ -2,7 +2,8 @@
 \set sonnet 'anthropic/claude-3-5-sonnet-20241022'
 SELECT llm_provider_set('anthropic', 'anthropic',
            jsonb_build_object('base_url', current_setting('mock.url'),
-                              'api_key', current_setting('mock.api_key'))) ->> 'kind';
+                              'api_key', current_setting('mock.api_key'),
+                              'breaker_failures', 1000)) ->> 'kind';
 
 -- System text moves to "system" (every system message, joined), runs of one
 -- role are merged, max_tokens comes from the model when the call sets none,

@@ -2,7 +2,8 @@
 \set flash 'google/gemini-2.0-flash'
 SELECT llm_provider_set('google', 'gemini',
            jsonb_build_object('base_url', current_setting('mock.url'),
-                              'api_key', current_setting('mock.api_key'))) ->> 'kind';
+                              'api_key', current_setting('mock.api_key'),
+                              'breaker_failures', 1000)) ->> 'kind';
 
 -- Roles user and model, runs merged, system text in systemInstruction,
 -- options in generationConfig; the model in the path, the key only in the

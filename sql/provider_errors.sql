@@ -1,5 +1,7 @@
 -- provider_errors: every way a provider can fail, each with its SQLSTATE, the
 -- provider's own message, and never a secret.
+-- These failures are the point here: keep the circuit breaker out of the way.
+SELECT llm_provider_set('openai', NULL, '{"breaker_failures": 1000}') ->> 'breaker_failures';
 \set m4 'openai/gpt-4o-mini'
 
 SELECT llm_chat('acme', :'m4', 'x [[mock:status=400]][[mock:message=Invalid value for temperature]]');
@@ -70,3 +72,4 @@ SELECT llm_chat('acme', :'m4', 'x [[mock:status=401]][[mock:message=Incorrect AP
 
 -- The server and the session are fine after all of that.
 SELECT llm_chat('acme', :'m4', 'still here');
+SELECT llm_provider_set('openai', NULL, '{"breaker_failures": 5}') ->> 'breaker_failures';

@@ -47,7 +47,7 @@ SHLIB_LINK = -lcurl -lcrypto
 # library.  test/tmp/regress.conf is written by test/run-tests.sh (it carries
 # the port of the mock provider the harness started).
 REGRESS = setup admin crypto validation complete provider_errors anthropic gemini \
-	spend \
+	spend routing cache \
 	pricing \
 	permissions timeout
 REGRESS_OPTS = --temp-config=test/tmp/regress.conf --temp-instance=./tmp_check \

@@ -47,10 +47,12 @@ static const char *const store_sql =
 	"upstream_model, content,"
 	"  finish_reason, input_tokens, cached_tokens, cache_write_tokens, "
 	"reasoning_tokens,"
-	"  output_tokens, cost_usd, latency_ms, bytes, expires_at)"
+	"  output_tokens, cost_usd, latency_ms, bytes, expires_at, created_at, "
+	"last_hit_at)"
 	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,"
 	"  $13::numeric / 1000000000000, round($14::numeric, 3), $15,"
-	"  clock_timestamp() + make_interval(secs => $16))"
+	"  clock_timestamp() + make_interval(secs => $16), clock_timestamp(), "
+	"clock_timestamp())"
 	" ON CONFLICT (key) DO UPDATE SET scope = EXCLUDED.scope, model = "
 	"EXCLUDED.model,"
 	"  provider = EXCLUDED.provider, upstream_model = EXCLUDED.upstream_model,"
@@ -191,8 +193,19 @@ lg_cache_lookup(const LgCacheKey *key, LgCacheHit *hit)
 	lg_owner_scope_enter(&scope);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	lg_spi_select(lg_spi_prepare_once(&lookup_plan, lookup_sql, 1, argtypes),
-				  args);
+	/*
+	 * Not read-only: a fresh snapshot, so that an entry stored by an earlier
+	 * call of the same statement, or committed meanwhile, is found.
+	 */
+	if (SPI_execute_plan(lg_spi_prepare_once(&lookup_plan,
+											 lookup_sql,
+											 1,
+											 argtypes),
+						 args,
+						 NULL,
+						 false,
+						 0) != SPI_OK_SELECT)
+		elog(ERROR, "cache lookup failed");
 	found = SPI_processed == 1;
 	if (found)
 	{

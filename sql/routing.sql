@@ -180,6 +180,18 @@ SELECT llm_chat('acme', 'rt/rpm', 'rpm 4');
 \echo :LAST_ERROR_SQLSTATE
 SELECT provider, status, requests_1m, rpm FROM llm_providers_status() WHERE provider = 'rrpm';
 
+-- Tokens per minute: admission counts the worst case (prompt estimate +
+-- max_tokens), then the tokens the provider reported replace it.  Each call
+-- here uses 40 tokens and is estimated at 21 (a 26-byte prompt, max_tokens
+-- 10): after three calls (120 tokens), the fourth cannot fit in 110.
+SELECT test_provider('rtpm', NULL, '{"tpm": 110}');
+SELECT test_model('rt/tpm', 'rtpm');
+SELECT llm_chat('acme', 'rt/tpm', 'tpm ' || i || ' [[mock:usage=30,10]]', '{"max_tokens": 10}')
+  FROM generate_series(1, 3) i;
+SELECT llm_chat('acme', 'rt/tpm', 'tpm 4 [[mock:usage=30,10]]', '{"max_tokens": 10}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT provider, status, tokens_1m, tpm FROM llm_providers_status() WHERE provider = 'rtpm';
+
 -- Operators take a provider out of service; the change is recorded
 SELECT llm_provider_set('r3', NULL, '{"status": "maintenance"}') ->> 'status';
 SELECT test_model('rt/r3only', 'r3');

@@ -74,7 +74,7 @@ $(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql $(EXTENSION).control
 
 # pg_regress and the TAP suite separately, so the harness can count both even
 # when the first one fails.
-.PHONY: regress-installcheck tap-installcheck test demo deps format format-check
+.PHONY: regress-installcheck tap-installcheck test demo bench deps format format-check
 regress-installcheck:
 	$(pg_regress_installcheck) $(REGRESS_OPTS) $(REGRESS)
 
@@ -87,6 +87,9 @@ test:
 
 demo:
 	bash test/demo.sh
+
+bench:
+	bash test/bench.sh
 
 deps:
 	bash test/deps.sh

@@ -11,7 +11,7 @@
  * second write of the same row a no-op.  Rows are written as the owner of
  * schema llm_gateway: callers cannot write the ledger directly.
  */
-#include "llm_gateway.h"
+#include "spi_util.h"
 
 #include "catalog/pg_type.h"
 
@@ -118,18 +118,7 @@ lg_ledger_insert(const LgSpendEntry *entry, bool by_caller)
 	lg_owner_scope_enter(&scope);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (insert_plan == NULL)
-	{
-		SPIPlanPtr plan =
-			SPI_prepare(insert_sql, NPARAMS, (Oid *) param_types);
-
-		if (plan == NULL)
-			elog(ERROR,
-				 "SPI_prepare failed: %s",
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		insert_plan = plan;
-	}
+	lg_spi_prepare_once(&insert_plan, insert_sql, NPARAMS, param_types);
 	rc = SPI_execute_plan(insert_plan, values, nulls, false, 1);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR,

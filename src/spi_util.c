@@ -5,6 +5,7 @@
 #include "spi_util.h"
 
 #include "catalog/pg_type.h"
+#include "nodes/parsenodes.h"
 #include "utils/array.h"
 
 SPIPlanPtr
@@ -15,7 +16,15 @@ lg_spi_prepare_once(SPIPlanPtr *cache,
 {
 	if (*cache == NULL)
 	{
-		SPIPlanPtr plan = SPI_prepare(sql, nargs, (Oid *) argtypes);
+		/*
+		 * Generic plans: these are short index lookups whose best plan does
+		 * not depend on the values, and re-planning them for every call
+		 * (the plan cache's first guesses) cost more than the queries.
+		 */
+		SPIPlanPtr plan = SPI_prepare_cursor(sql,
+											 nargs,
+											 (Oid *) argtypes,
+											 CURSOR_OPT_GENERIC_PLAN);
 
 		if (plan == NULL)
 			elog(ERROR,

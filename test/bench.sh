@@ -58,7 +58,8 @@ pgb() {
     [ "$(id -u)" -eq 0 ] && chown "$TEST_USER" "$WORK/$name.sql"
     out=$("${RUN_AS[@]}" "$PG_BINDIR/pgbench" -n -h "$WORK" -p "$PORT" -U postgres \
           -c "$clients" -j "$clients" -T "$SECONDS_EACH" -f "$WORK/$name.sql" postgres 2>&1)
-    echo "$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p') $(echo "$out" | sed -n 's/^latency average = \([0-9.]*\) ms/\1/p')"
+    printf '%.0f %s\n' "$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p')" \
+        "$(echo "$out" | sed -n 's/^latency average = \([0-9.]*\) ms/\1/p')"
 }
 
 echo "== measuring (${SECONDS_EACH}s each)"

@@ -28,7 +28,7 @@ def main() -> None:
         if response.status != 200:
             sys.exit(f"bench_http: HTTP {response.status}")
         i += 1
-    print(f"{len(latencies) / seconds:.1f} {statistics.mean(latencies):.3f} "
+    print(f"{len(latencies) / seconds:.0f} {statistics.mean(latencies):.3f} "
           f"{statistics.median(latencies):.3f}")
 
 

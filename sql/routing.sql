@@ -172,6 +172,16 @@ SELECT (llm_maintenance() -> 'spend' ->> 'pending')::int AS pending;
 SELECT from_status, to_status, reason FROM llm_gateway.provider_events
  WHERE provider = 'rbrk' ORDER BY id;
 
+-- Client errors (4xx) never count against the breaker
+SELECT test_provider('r4xx', 'status=400', '{"breaker_failures": 2}');
+SELECT test_model('rt/4xx', 'r4xx');
+\set VERBOSITY terse
+SELECT llm_chat('acme', 'rt/4xx', 'bad 1');
+SELECT llm_chat('acme', 'rt/4xx', 'bad 2');
+SELECT llm_chat('acme', 'rt/4xx', 'bad 3');
+\set VERBOSITY default
+SELECT provider, circuit, consecutive_failures, errors_1m FROM llm_providers_status() WHERE provider = 'r4xx';
+
 -- Requests per minute, exact: the fourth call in the minute finds no provider
 SELECT test_provider('rrpm', NULL, '{"rpm": 3}');
 SELECT test_model('rt/rpm', 'rrpm');

@@ -83,6 +83,15 @@ insert_event(const LgEvent *e)
 			 SPI_result_code_string(rc));
 }
 
+static int
+compare_generation(const void *a, const void *b)
+{
+	uint64 x = ((const LgEvent *) a)->generation;
+	uint64 y = ((const LgEvent *) b)->generation;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
 /* Write this database's pending events in the current transaction. */
 int
 lg_events_flush(void)
@@ -115,6 +124,8 @@ lg_events_flush(void)
 	LWLockRelease(lg_shared->route_lock);
 	if (n == 0)
 		return 0;
+	/* ring slots are reused out of order: write in the order things happened */
+	qsort(copies, n, sizeof(LgEvent), compare_generation);
 
 	lg_owner_scope_enter(&scope);
 	if (SPI_connect() != SPI_OK_CONNECT)

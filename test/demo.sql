@@ -27,13 +27,37 @@ SELECT llm_chat('acme', NULL, 'Resuma o pedido 123 em uma frase.',
 SELECT llm_chat('acme', 'openai/gpt-4o-mini', 'Diga olá.', '{"channel": "web"}') AS answer;
 
 \echo
-\echo '-- 4. A refusal: another tenant is not ours (SQLSTATE 42501)'
+\echo '-- 4. The same question again: answered from the cache, at no cost'
+SELECT r ->> 'cached' AS cached, r -> 'usage' ->> 'cost_usd' AS cost_usd,
+       r -> 'usage' ->> 'saved_usd' AS saved_usd, r ->> 'latency_ms' AS latency_ms
+  FROM llm_complete('acme', 'openai/gpt-4o-mini',
+         '[{"role": "system", "content": "Você é um atendente."},
+           {"role": "user", "content": "Qual o horário de funcionamento?"}]',
+         '{"agent": "atendente", "channel": "whatsapp", "max_tokens": 100}') r;
+RESET ROLE;
+
+\echo
+\echo '-- 5. A fallback: the "assistant" alias prefers a provider that is down (connection refused)'
+SELECT llm_provider_set('primary-down', 'openai', '{"base_url": "http://127.0.0.1:1/v1", "api_key": "unused"}') ->> 'name' AS provider;
+SELECT llm_model_set('demo/primary', 'primary-down',
+         '{"upstream_model": "gpt-4o-mini", "input_usd_per_mtok": 0.15, "output_usd_per_mtok": 0.60}') ->> 'model' AS model;
+SELECT llm_route_set('assistant', '{"models": ["demo/primary"], "fallback": ["openai/gpt-4o-mini"], "retries": 1}')
+       - 'created_at' - 'updated_at' AS route;
+SET ROLE acme_app;
+SELECT a ->> 'attempt' AS attempt, a ->> 'provider' AS provider, a ->> 'status' AS status,
+       a ->> 'fallback' AS fallback, left(coalesce(a ->> 'error', a ->> 'fallback_reason'), 60) AS why
+  FROM jsonb_array_elements(llm_complete('acme', 'assistant',
+         '[{"role": "user", "content": "Preciso de ajuda com meu pedido."}]') -> 'attempts') a;
+
+\echo
+\echo '-- 6. A refusal: another tenant is not ours (SQLSTATE 42501)'
 \set ON_ERROR_STOP 0
 SELECT llm_chat('globex', 'openai/gpt-4o-mini', 'hi');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 \echo
-\echo '-- 5. A provider error reaches the caller as its own SQLSTATE (mock only: HTTP 429 -> LG021)'
+\echo '-- 7. A provider error reaches the caller as its own SQLSTATE (mock only: HTTP 429 -> LG021)'
 \if :mock
+SET llm_gateway.max_retries = 0;   -- otherwise the gateway retries after the retry-after
 SELECT llm_chat('acme', 'openai/gpt-4o-mini', 'busy? [[mock:status=429]][[mock:retry_after=2]]');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 \else
@@ -42,7 +66,7 @@ SELECT llm_chat('acme', 'openai/gpt-4o-mini', 'busy? [[mock:status=429]][[mock:r
 \set ON_ERROR_STOP 1
 
 \echo
-\echo '-- 6. Spend is never lost: a call whose transaction rolls back is still in the ledger'
+\echo '-- 8. Spend is never lost: a call whose transaction rolls back is still in the ledger'
 BEGIN;
 SELECT llm_chat('acme', 'openai/gpt-4o-mini', 'Esta transação será desfeita.',
                 '{"agent": "rollback-demo"}') AS answer;
@@ -51,13 +75,17 @@ RESET ROLE;
 SELECT llm_maintenance() -> 'spend' AS "worker pass (waits for the worker)";
 
 \echo
-\echo '-- 7. The usage ledger: one row per attempt, tokens, cost in USD, who wrote it'
-SELECT id, tenant, agent, channel, model, status, input_tokens AS "in",
-       cached_tokens AS cached, output_tokens AS "out", cost_usd, latency_ms, written_by
+\echo '-- 9. The usage ledger: one row per attempt, tokens, cost in USD, who wrote it'
+SELECT id, tenant, agent, requested_model AS asked, provider, status, input_tokens AS "in",
+       output_tokens AS "out", cost_usd, cached, was_fallback AS fallback, written_by
   FROM llm_gateway.usage ORDER BY id;
 
 \echo
-\echo '-- 8. Spend per tenant and model'
+\echo '-- Provider status, as the router sees it'
+SELECT provider, status, circuit, requests_1m, errors_1m FROM llm_providers_status();
+
+\echo
+\echo '-- 10. Spend per tenant and model'
 SELECT tenant, model, count(*) AS calls, sum(input_tokens + output_tokens) AS tokens,
        sum(cost_usd) AS cost_usd
   FROM llm_gateway.usage GROUP BY 1, 2 ORDER BY 1, 2;

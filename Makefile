@@ -24,6 +24,7 @@ OBJS = \
 	src/pricing.o \
 	src/shmem.o \
 	src/spend.o \
+	src/spend_flush.o \
 	src/worker.o \
 	src/maintenance.o \
 	src/limits.o \

@@ -26,7 +26,7 @@
  * Locking: lg_shared->lock, held for state changes and copies only.  The
  * commit log is read outside it.  See shmem.h for the state machine.
  */
-#include "shmem.h"
+#include "spend_internal.h"
 
 #include "access/transam.h"
 #include "catalog/namespace.h"
@@ -40,29 +40,16 @@
 #define WAIT_MS       10
 #define WAIT_LIMIT_MS 10000
 
-/* This backend's references to slots: ones it owns, ones it claimed. */
-typedef struct SlotRef
-{
-	int    slot;
-	uint64 generation;
-} SlotRef;
-
-typedef struct RefList
-{
-	SlotRef *refs;
-	int      n;
-	int      cap;
-} RefList;
-
+/* The slots this backend owns as a caller (its claimed ones: spend_internal.h). */
 static RefList held = {NULL, 0, 0};
-static RefList claimed = {NULL, 0, 0};
+RefList        lg_spend_claimed = {NULL, 0, 0};
 static int     held_in_txn = 0; /* slots of this xact the caller inserts */
 static bool    callbacks_registered = false;
 
 /* ---- small helpers ---- */
 
-static void
-ref_add(RefList *list, int slot, uint64 generation)
+void
+lg_spend_ref_add(RefList *list, int slot, uint64 generation)
 {
 	if (list->n == list->cap)
 	{
@@ -79,8 +66,8 @@ ref_add(RefList *list, int slot, uint64 generation)
 	list->n++;
 }
 
-static LgSpendSlot *
-slot_if_current(const SlotRef *ref)
+LgSpendSlot *
+lg_spend_slot_if_current(const SlotRef *ref)
 {
 	LgSpendSlot *s = &lg_shared->slots[ref->slot];
 
@@ -88,8 +75,8 @@ slot_if_current(const SlotRef *ref)
 }
 
 /* Call with the lock held. */
-static void
-slot_free(int i)
+void
+lg_spend_slot_free(int i)
 {
 	LgSpendSlot *s = &lg_shared->slots[i];
 
@@ -238,12 +225,12 @@ release_all_to_writers(void)
 {
 	bool wake = false;
 
-	if (held.n == 0 && claimed.n == 0)
+	if (held.n == 0 && lg_spend_claimed.n == 0)
 		return;
 	LWLockAcquire(lg_shared->lock, LW_EXCLUSIVE);
 	for (int i = 0; i < held.n; i++)
 	{
-		LgSpendSlot *s = slot_if_current(&held.refs[i]);
+		LgSpendSlot *s = lg_spend_slot_if_current(&held.refs[i]);
 
 		if (s && s->state == LG_SLOT_HELD && s->owner_pid == MyProcPid)
 		{
@@ -251,9 +238,9 @@ release_all_to_writers(void)
 			wake = true;
 		}
 	}
-	for (int i = 0; i < claimed.n; i++)
+	for (int i = 0; i < lg_spend_claimed.n; i++)
 	{
-		LgSpendSlot *s = slot_if_current(&claimed.refs[i]);
+		LgSpendSlot *s = lg_spend_slot_if_current(&lg_spend_claimed.refs[i]);
 
 		if (s && s->state == LG_SLOT_CLAIMED && s->claimer_pid == MyProcPid)
 		{
@@ -262,7 +249,7 @@ release_all_to_writers(void)
 		}
 	}
 	LWLockRelease(lg_shared->lock);
-	held.n = claimed.n = held_in_txn = 0;
+	held.n = lg_spend_claimed.n = held_in_txn = 0;
 	if (wake)
 		lg_worker_wake();
 }
@@ -285,7 +272,7 @@ settle_at_commit(void)
 		bool          committed;
 
 		LWLockAcquire(lg_shared->lock, LW_SHARED);
-		s = slot_if_current(&held.refs[i]);
+		s = lg_spend_slot_if_current(&held.refs[i]);
 		if (s == NULL || s->state != LG_SLOT_HELD || s->owner_pid != MyProcPid)
 		{
 			LWLockRelease(lg_shared->lock);
@@ -297,11 +284,11 @@ settle_at_commit(void)
 
 		committed = inserted && TransactionIdDidCommit(xid);
 		LWLockAcquire(lg_shared->lock, LW_EXCLUSIVE);
-		s = slot_if_current(&held.refs[i]);
+		s = lg_spend_slot_if_current(&held.refs[i]);
 		if (s && s->state == LG_SLOT_HELD && s->owner_pid == MyProcPid)
 		{
 			if (committed)
-				slot_free(held.refs[i].slot);
+				lg_spend_slot_free(held.refs[i].slot);
 			else
 			{
 				s->state = LG_SLOT_READY;
@@ -311,15 +298,15 @@ settle_at_commit(void)
 		LWLockRelease(lg_shared->lock);
 	}
 	LWLockAcquire(lg_shared->lock, LW_EXCLUSIVE);
-	for (int i = 0; i < claimed.n; i++)
+	for (int i = 0; i < lg_spend_claimed.n; i++)
 	{
-		LgSpendSlot *s = slot_if_current(&claimed.refs[i]);
+		LgSpendSlot *s = lg_spend_slot_if_current(&lg_spend_claimed.refs[i]);
 
 		if (s && s->state == LG_SLOT_CLAIMED && s->claimer_pid == MyProcPid)
-			slot_free(claimed.refs[i].slot);
+			lg_spend_slot_free(lg_spend_claimed.refs[i].slot);
 	}
 	LWLockRelease(lg_shared->lock);
-	held.n = claimed.n = held_in_txn = 0;
+	held.n = lg_spend_claimed.n = held_in_txn = 0;
 	if (wake)
 		lg_worker_wake();
 }
@@ -327,7 +314,7 @@ settle_at_commit(void)
 /*
  * At PREPARE TRANSACTION the outcome is decided later, by another session:
  * leave owned slots HELD (resolved from the commit log once the prepared
- * transaction ends) and turn claimed ones into HELD slots of this xid.
+ * transaction ends) and turn lg_spend_claimed ones into HELD slots of this xid.
  */
 static void
 settle_at_prepare(void)
@@ -335,9 +322,9 @@ settle_at_prepare(void)
 	TransactionId xid = GetTopTransactionIdIfAny();
 
 	LWLockAcquire(lg_shared->lock, LW_EXCLUSIVE);
-	for (int i = 0; i < claimed.n; i++)
+	for (int i = 0; i < lg_spend_claimed.n; i++)
 	{
-		LgSpendSlot *s = slot_if_current(&claimed.refs[i]);
+		LgSpendSlot *s = lg_spend_slot_if_current(&lg_spend_claimed.refs[i]);
 
 		if (s && s->state == LG_SLOT_CLAIMED && s->claimer_pid == MyProcPid)
 		{
@@ -347,7 +334,7 @@ settle_at_prepare(void)
 		}
 	}
 	LWLockRelease(lg_shared->lock);
-	held.n = claimed.n = held_in_txn = 0;
+	held.n = lg_spend_claimed.n = held_in_txn = 0;
 }
 
 static void
@@ -484,7 +471,7 @@ lg_spend_begin(LgSpendHandle      *h,
 	memcpy(&s->entry, e, sizeof(LgSpendEntry));
 	LWLockRelease(lg_shared->lock);
 
-	ref_add(&held, h->slot, h->generation);
+	lg_spend_ref_add(&held, h->slot, h->generation);
 	if (h->caller_writes)
 		held_in_txn++;
 	pfree(e);
@@ -498,7 +485,7 @@ lg_spend_interrupted(const LgSpendHandle *h, const char *why)
 	LgSpendSlot *s;
 
 	LWLockAcquire(lg_shared->lock, LW_EXCLUSIVE);
-	s = slot_if_current(&ref);
+	s = lg_spend_slot_if_current(&ref);
 	if (s && s->state == LG_SLOT_HELD && !s->final)
 		copy_text(s->entry.error, sizeof(s->entry.error), why);
 	LWLockRelease(lg_shared->lock);
@@ -522,7 +509,7 @@ lg_spend_settle(LgSpendHandle   *h,
 	entry->usage_id = h->usage_id;
 
 	LWLockAcquire(lg_shared->lock, LW_EXCLUSIVE);
-	s = slot_if_current(&ref);
+	s = lg_spend_slot_if_current(&ref);
 	if (s == NULL || s->state != LG_SLOT_HELD)
 		elog(ERROR,
 			 "llm_gateway spend slot %d was taken from its caller",
@@ -543,223 +530,8 @@ lg_spend_inserted(const LgSpendHandle *h)
 	LgSpendSlot *s;
 
 	LWLockAcquire(lg_shared->lock, LW_EXCLUSIVE);
-	s = slot_if_current(&ref);
+	s = lg_spend_slot_if_current(&ref);
 	if (s && s->state == LG_SLOT_HELD)
 		s->inserted = true;
 	LWLockRelease(lg_shared->lock);
-}
-
-/* ---- the writers' side (the worker, llm_maintenance) ---- */
-
-typedef struct Candidate
-{
-	int           slot;
-	uint64        generation;
-	TransactionId xid;
-	bool          inserted;
-	bool          decided;
-	bool          committed;
-} Candidate;
-
-/* Claim a slot for this backend and copy its entry out.  Lock held. */
-static void
-claim(int i, LgSpendEntry *out)
-{
-	LgSpendSlot *s = &lg_shared->slots[i];
-
-	s->state = LG_SLOT_CLAIMED;
-	s->claimer_pid = MyProcPid;
-	memcpy(out, &s->entry, sizeof(LgSpendEntry));
-	ref_add(&claimed, i, s->generation);
-}
-
-/*
- * Claim up to max_rows entries of this database that must be written:
- * READY ones, and HELD ones whose transaction ended without committing
- * their row.  Returns the number copied into *entries.
- */
-static int
-claim_batch(LgSpendEntry *entries, int max_rows, LgSpendReport *report)
-{
-	Candidate *cand = palloc(sizeof(Candidate) * lg_shared->nslots);
-	int        ncand = 0;
-	int        n = 0;
-
-	LWLockAcquire(lg_shared->lock, LW_EXCLUSIVE);
-	for (int i = 0; i < lg_shared->nslots && n < max_rows; i++)
-	{
-		LgSpendSlot *s = &lg_shared->slots[i];
-
-		if (s->dboid != MyDatabaseId)
-			continue;
-		if (s->state == LG_SLOT_READY)
-			claim(i, &entries[n++]);
-		else if (s->state == LG_SLOT_HELD)
-			cand[ncand++] = (Candidate){i,
-										s->generation,
-										s->xid,
-										s->inserted,
-										false,
-										false};
-	}
-	LWLockRelease(lg_shared->lock);
-
-	/* the commit log, outside the lock */
-	for (int c = 0; c < ncand; c++)
-	{
-		if (TransactionIdIsInProgress(cand[c].xid))
-			continue;
-		cand[c].decided = true;
-		cand[c].committed =
-			cand[c].inserted && TransactionIdDidCommit(cand[c].xid);
-	}
-
-	LWLockAcquire(lg_shared->lock, LW_EXCLUSIVE);
-	for (int c = 0; c < ncand; c++)
-	{
-		LgSpendSlot *s = &lg_shared->slots[cand[c].slot];
-
-		if (s->generation != cand[c].generation || s->state != LG_SLOT_HELD)
-			continue;
-		if (!cand[c].decided)
-			report->pending++;
-		else if (cand[c].committed)
-		{
-			slot_free(cand[c].slot);
-			report->settled++;
-		}
-		else if (n < max_rows)
-			claim(cand[c].slot, &entries[n++]);
-	}
-	LWLockRelease(lg_shared->lock);
-	pfree(cand);
-	return n;
-}
-
-/*
- * Write what must be written, in the current transaction: the claimed slots
- * are freed when it commits and handed back when it aborts.  Returns true
- * when max_rows were claimed (there may be more).
- */
-bool
-lg_spend_flush(LgSpendReport *report, int max_rows)
-{
-	LgSpendEntry *entries;
-	int           n;
-
-	lg_spend_init_backend();
-	entries = palloc(sizeof(LgSpendEntry) * max_rows);
-	n = claim_batch(entries, max_rows, report);
-	for (int i = 0; i < n; i++)
-		lg_ledger_insert(&entries[i], false);
-	report->written += n;
-	pfree(entries);
-	return n == max_rows;
-}
-
-/*
- * Wait (a bounded time) until no other writer holds claimed entries of this
- * database, so that llm_maintenance() returns only when every row that could
- * be written has been: the next statement sees them all.
- */
-void
-lg_spend_wait_for_writers(LgSpendReport *report)
-{
-	for (int waited = 0; waited < WAIT_LIMIT_MS; waited += WAIT_MS)
-	{
-		bool busy = false;
-
-		LWLockAcquire(lg_shared->lock, LW_SHARED);
-		for (int i = 0; i < lg_shared->nslots && !busy; i++)
-		{
-			LgSpendSlot *s = &lg_shared->slots[i];
-
-			busy = s->dboid == MyDatabaseId && s->state == LG_SLOT_CLAIMED &&
-				   s->claimer_pid != MyProcPid;
-		}
-		LWLockRelease(lg_shared->lock);
-		if (!busy)
-			return;
-		(void) WaitLatch(MyLatch,
-						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 WAIT_MS,
-						 PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-		(void) lg_spend_flush(report, 1000);
-	}
-}
-
-/*
- * Entries of this database that a writer will still get: READY or CLAIMED
- * ones, and HELD ones whose owner is alive (its transaction may yet abort).
- * HELD entries of a prepared transaction wait for COMMIT/ROLLBACK PREPARED
- * and are not counted.
- */
-int
-lg_spend_waiting(void)
-{
-	int n = 0;
-
-	LWLockAcquire(lg_shared->lock, LW_SHARED);
-	for (int i = 0; i < lg_shared->nslots; i++)
-	{
-		LgSpendSlot *s = &lg_shared->slots[i];
-
-		if (s->dboid != MyDatabaseId || s->state == LG_SLOT_FREE)
-			continue;
-		if (s->state != LG_SLOT_HELD ||
-			BackendPidGetProc(s->owner_pid) != NULL)
-			n++;
-	}
-	LWLockRelease(lg_shared->lock);
-	return n;
-}
-
-/* Drop the waiting entries of a database that no longer has the extension. */
-int
-lg_spend_discard(Oid dboid)
-{
-	int n = 0;
-
-	LWLockAcquire(lg_shared->lock, LW_EXCLUSIVE);
-	for (int i = 0; i < lg_shared->nslots; i++)
-	{
-		LgSpendSlot *s = &lg_shared->slots[i];
-
-		if (s->state == LG_SLOT_READY && s->dboid == dboid)
-		{
-			slot_free(i);
-			n++;
-		}
-	}
-	LWLockRelease(lg_shared->lock);
-	return n;
-}
-
-/*
- * The other databases with entries waiting for a writer (at most max).  A
- * slot of another database becomes READY at its caller's abort or at
- * settle; the flusher started for it also resolves any HELD slot there.
- */
-int
-lg_spend_other_databases(Oid *dboids, int max)
-{
-	int n = 0;
-
-	LWLockAcquire(lg_shared->lock, LW_SHARED);
-	for (int i = 0; i < lg_shared->nslots && n < max; i++)
-	{
-		LgSpendSlot *s = &lg_shared->slots[i];
-		bool         known = false;
-
-		if (s->dboid == MyDatabaseId || s->state != LG_SLOT_READY)
-			continue;
-		for (int k = 0; k < n && !known; k++)
-			known = dboids[k] == s->dboid;
-		if (!known)
-			dboids[n++] = s->dboid;
-	}
-	LWLockRelease(lg_shared->lock);
-	return n;
 }

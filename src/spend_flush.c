@@ -1,0 +1,229 @@
+/*
+ * spend_flush.c — the writers' side of the spend queue: the worker's pass and
+ * llm_maintenance() claim the entries that must be written, insert them in
+ * their own transaction, and free them at its commit (spend.c's transaction
+ * callback does that, for callers and writers alike).
+ *
+ * Locking: lg_shared->lock, as in spend.c; the commit log is read outside it.
+ */
+#include "spend_internal.h"
+
+#include "access/transam.h"
+#include "storage/procarray.h"
+#include "utils/wait_event.h"
+
+#define WAIT_MS       10
+#define WAIT_LIMIT_MS 10000
+
+typedef struct Candidate
+{
+	int           slot;
+	uint64        generation;
+	TransactionId xid;
+	bool          inserted;
+	bool          decided;
+	bool          committed;
+} Candidate;
+
+/* Claim a slot for this backend and copy its entry out.  Lock held. */
+static void
+claim(int i, LgSpendEntry *out)
+{
+	LgSpendSlot *s = &lg_shared->slots[i];
+
+	s->state = LG_SLOT_CLAIMED;
+	s->claimer_pid = MyProcPid;
+	memcpy(out, &s->entry, sizeof(LgSpendEntry));
+	lg_spend_ref_add(&lg_spend_claimed, i, s->generation);
+}
+
+/*
+ * Claim up to max_rows entries of this database that must be written:
+ * READY ones, and HELD ones whose transaction ended without committing
+ * their row.  Returns the number copied into *entries.
+ */
+static int
+claim_batch(LgSpendEntry *entries, int max_rows, LgSpendReport *report)
+{
+	Candidate *cand = palloc(sizeof(Candidate) * lg_shared->nslots);
+	int        ncand = 0;
+	int        n = 0;
+
+	LWLockAcquire(lg_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < lg_shared->nslots && n < max_rows; i++)
+	{
+		LgSpendSlot *s = &lg_shared->slots[i];
+
+		if (s->dboid != MyDatabaseId)
+			continue;
+		if (s->state == LG_SLOT_READY)
+			claim(i, &entries[n++]);
+		else if (s->state == LG_SLOT_HELD)
+			cand[ncand++] = (Candidate){i,
+										s->generation,
+										s->xid,
+										s->inserted,
+										false,
+										false};
+	}
+	LWLockRelease(lg_shared->lock);
+
+	/* the commit log, outside the lock */
+	for (int c = 0; c < ncand; c++)
+	{
+		if (TransactionIdIsInProgress(cand[c].xid))
+			continue;
+		cand[c].decided = true;
+		cand[c].committed =
+			cand[c].inserted && TransactionIdDidCommit(cand[c].xid);
+	}
+
+	LWLockAcquire(lg_shared->lock, LW_EXCLUSIVE);
+	for (int c = 0; c < ncand; c++)
+	{
+		LgSpendSlot *s = &lg_shared->slots[cand[c].slot];
+
+		if (s->generation != cand[c].generation || s->state != LG_SLOT_HELD)
+			continue;
+		if (!cand[c].decided)
+			report->pending++;
+		else if (cand[c].committed)
+		{
+			lg_spend_slot_free(cand[c].slot);
+			report->settled++;
+		}
+		else if (n < max_rows)
+			claim(cand[c].slot, &entries[n++]);
+	}
+	LWLockRelease(lg_shared->lock);
+	pfree(cand);
+	return n;
+}
+
+/*
+ * Write what must be written, in the current transaction: the lg_spend_claimed slots
+ * are freed when it commits and handed back when it aborts.  Returns true
+ * when max_rows were lg_spend_claimed (there may be more).
+ */
+bool
+lg_spend_flush(LgSpendReport *report, int max_rows)
+{
+	LgSpendEntry *entries;
+	int           n;
+
+	lg_spend_init_backend();
+	entries = palloc(sizeof(LgSpendEntry) * max_rows);
+	n = claim_batch(entries, max_rows, report);
+	for (int i = 0; i < n; i++)
+		lg_ledger_insert(&entries[i], false);
+	report->written += n;
+	pfree(entries);
+	return n == max_rows;
+}
+
+/*
+ * Wait (a bounded time) until no other writer holds lg_spend_claimed entries of this
+ * database, so that llm_maintenance() returns only when every row that could
+ * be written has been: the next statement sees them all.
+ */
+void
+lg_spend_wait_for_writers(LgSpendReport *report)
+{
+	for (int waited = 0; waited < WAIT_LIMIT_MS; waited += WAIT_MS)
+	{
+		bool busy = false;
+
+		LWLockAcquire(lg_shared->lock, LW_SHARED);
+		for (int i = 0; i < lg_shared->nslots && !busy; i++)
+		{
+			LgSpendSlot *s = &lg_shared->slots[i];
+
+			busy = s->dboid == MyDatabaseId && s->state == LG_SLOT_CLAIMED &&
+				   s->claimer_pid != MyProcPid;
+		}
+		LWLockRelease(lg_shared->lock);
+		if (!busy)
+			return;
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 WAIT_MS,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		(void) lg_spend_flush(report, 1000);
+	}
+}
+
+/*
+ * Entries of this database that a writer will still get: READY or CLAIMED
+ * ones, and HELD ones whose owner is alive (its transaction may yet abort).
+ * HELD entries of a prepared transaction wait for COMMIT/ROLLBACK PREPARED
+ * and are not counted.
+ */
+int
+lg_spend_waiting(void)
+{
+	int n = 0;
+
+	LWLockAcquire(lg_shared->lock, LW_SHARED);
+	for (int i = 0; i < lg_shared->nslots; i++)
+	{
+		LgSpendSlot *s = &lg_shared->slots[i];
+
+		if (s->dboid != MyDatabaseId || s->state == LG_SLOT_FREE)
+			continue;
+		if (s->state != LG_SLOT_HELD ||
+			BackendPidGetProc(s->owner_pid) != NULL)
+			n++;
+	}
+	LWLockRelease(lg_shared->lock);
+	return n;
+}
+
+/* Drop the waiting entries of a database that no longer has the extension. */
+int
+lg_spend_discard(Oid dboid)
+{
+	int n = 0;
+
+	LWLockAcquire(lg_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < lg_shared->nslots; i++)
+	{
+		LgSpendSlot *s = &lg_shared->slots[i];
+
+		if (s->state == LG_SLOT_READY && s->dboid == dboid)
+		{
+			lg_spend_slot_free(i);
+			n++;
+		}
+	}
+	LWLockRelease(lg_shared->lock);
+	return n;
+}
+
+/*
+ * The other databases with entries waiting for a writer (at most max).  A
+ * slot of another database becomes READY at its caller's abort or at
+ * settle; the flusher started for it also resolves any HELD slot there.
+ */
+int
+lg_spend_other_databases(Oid *dboids, int max)
+{
+	int n = 0;
+
+	LWLockAcquire(lg_shared->lock, LW_SHARED);
+	for (int i = 0; i < lg_shared->nslots && n < max; i++)
+	{
+		LgSpendSlot *s = &lg_shared->slots[i];
+		bool         known = false;
+
+		if (s->dboid == MyDatabaseId || s->state != LG_SLOT_READY)
+			continue;
+		for (int k = 0; k < n && !known; k++)
+			known = dboids[k] == s->dboid;
+		if (!known)
+			dboids[n++] = s->dboid;
+	}
+	LWLockRelease(lg_shared->lock);
+	return n;
+}

@@ -16,33 +16,14 @@ lg_setup_users
 echo "== build and install (optimised, no assertions)"
 lg_build_install "-Wall -Wextra -Werror"
 
-WORK=$(lg_scratch_dir bench)
-PORT=$(lg_free_port)
 MOCK_PID=
-PGCTL=("${RUN_AS[@]}" "$PG_BINDIR/pg_ctl" -D "$WORK/data" -w)
-cleanup() {
-    "${PGCTL[@]}" stop -m fast >/dev/null 2>&1 || true
-    lg_stop_mock
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-"${RUN_AS[@]}" "$PG_BINDIR/initdb" -D "$WORK/data" -A trust -U postgres --no-sync >/dev/null
-"${RUN_AS[@]}" tee -a "$WORK/data/postgresql.conf" >/dev/null <<CONF
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$WORK'
-shared_preload_libraries = 'llm_gateway'
-llm_gateway.master_key = 'bench-master-key'
+trap lg_cluster_stop EXIT
+lg_cluster_start bench "llm_gateway.master_key = 'bench-master-key'
 max_connections = 50
-shared_buffers = 256MB
-synchronous_commit = on
-CONF
-"${PGCTL[@]}" start -l "$WORK/server.log" >/dev/null
+shared_buffers = 256MB"
 lg_start_mock "$WORK"
 
-PSQL=("${RUN_AS[@]}" "$PG_BINDIR/psql" -X -q -h "$WORK" -p "$PORT" -U postgres -d postgres -v ON_ERROR_STOP=1)
-"${PSQL[@]}" <<SQL
+"${PSQL[@]}" -q <<SQL
 CREATE EXTENSION llm_gateway;
 SELECT llm_provider_set('openai', 'openai',
          '{"base_url": "http://127.0.0.1:$MOCK_PORT/v1", "api_key": "sk-mock-0123456789abcdef"}');

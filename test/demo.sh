@@ -16,29 +16,11 @@ lg_setup_users
 echo "== build and install"
 lg_build_install "-Wall -Wextra -Werror"
 
-WORK=$(lg_scratch_dir demo)
-PORT=$(lg_free_port)
 MOCK_PID=
-PGCTL=("${RUN_AS[@]}" "$PG_BINDIR/pg_ctl" -D "$WORK/data" -w)
-cleanup() {
-    "${PGCTL[@]}" stop -m fast >/dev/null 2>&1 || true
-    lg_stop_mock
-    rm -rf "$WORK"
-    echo "== cleaned up"
-}
-trap cleanup EXIT
-
-echo "== throwaway cluster in $WORK on port $PORT"
-"${RUN_AS[@]}" "$PG_BINDIR/initdb" -D "$WORK/data" -A trust -U postgres --no-sync >/dev/null
+trap 'lg_cluster_stop; echo "== cleaned up"' EXIT
 MASTER_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
-"${RUN_AS[@]}" tee -a "$WORK/data/postgresql.conf" >/dev/null <<EOF
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$WORK'
-shared_preload_libraries = 'llm_gateway'
-llm_gateway.master_key = '$MASTER_KEY'
-EOF
-"${PGCTL[@]}" start -l "$WORK/server.log" >/dev/null
+lg_cluster_start demo "llm_gateway.master_key = '$MASTER_KEY'"
+echo "== throwaway cluster in $WORK on port $PORT"
 
 if [ -n "${OPENAI_API_KEY:-}" ]; then
     echo "== upstream: the real OpenAI API (OPENAI_API_KEY is set)"
@@ -53,6 +35,5 @@ else
     MOCK=on
 fi
 
-"${RUN_AS[@]}" "$PG_BINDIR/psql" -X -h "$WORK" -p "$PORT" -U postgres -d postgres \
-    -v ON_ERROR_STOP=1 -v base_url="$BASE_URL" -v api_key="$API_KEY" -v mock="$MOCK" \
+"${PSQL[@]}" -v base_url="$BASE_URL" -v api_key="$API_KEY" -v mock="$MOCK" \
     -f - < "$LG_ROOT/test/demo.sql"

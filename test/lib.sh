@@ -65,3 +65,26 @@ lg_stop_mock() {
 lg_free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
+
+# lg_cluster_start NAME EXTRA_CONF: a throwaway cluster in a scratch
+# directory, preloading llm_gateway, on a free port and a private socket.
+# Sets WORK, PORT, PGCTL and PSQL (psql as superuser, stops on errors).
+lg_cluster_start() {
+    WORK=$(lg_scratch_dir "$1") || return 1
+    PORT=$(lg_free_port)
+    PGCTL=("${RUN_AS[@]}" "$PG_BINDIR/pg_ctl" -D "$WORK/data" -w)
+    PSQL=("${RUN_AS[@]}" "$PG_BINDIR/psql" -X -h "$WORK" -p "$PORT" -U postgres -d postgres
+          -v ON_ERROR_STOP=1)
+    "${RUN_AS[@]}" "$PG_BINDIR/initdb" -D "$WORK/data" -A trust -U postgres --no-sync >/dev/null
+    printf '%s\n' "port = $PORT" "listen_addresses = ''" "unix_socket_directories = '$WORK'" \
+        "shared_preload_libraries = 'llm_gateway'" "$2" \
+        | "${RUN_AS[@]}" tee -a "$WORK/data/postgresql.conf" >/dev/null
+    "${PGCTL[@]}" start -l "$WORK/server.log" >/dev/null
+}
+
+# lg_cluster_stop: stop the cluster and the mock, remove the scratch directory.
+lg_cluster_stop() {
+    "${PGCTL[@]}" stop -m fast >/dev/null 2>&1 || true
+    lg_stop_mock
+    rm -rf "$WORK"
+}

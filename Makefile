@@ -37,7 +37,7 @@ OBJS = \
 	src/api.o
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
-DATA = $(filter-out sql/$(EXTENSION).sql,$(wildcard sql/$(EXTENSION)--*--*.sql))
+DATA = $(wildcard sql/$(EXTENSION)--*--*.sql)
 
 # PostgreSQL headers as system headers: -Wextra judges our code, not theirs.
 PG_CPPFLAGS = -I$(srcdir)/src -DEXTVERSION=\"$(EXTVERSION)\" \
@@ -70,8 +70,11 @@ include $(PGXS)
 # header (a stale object after a struct change corrupts shared memory).
 $(OBJS): $(wildcard src/*.h)
 
-$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql $(EXTENSION).control
-	cp $< $@
+# The install script is the concatenation of sql/install/*.sql, in order.
+INSTALL_PARTS = $(sort $(wildcard sql/install/*.sql))
+
+$(EXTENSION)--$(EXTVERSION).sql: $(INSTALL_PARTS) $(EXTENSION).control
+	cat $(INSTALL_PARTS) > $@
 
 # pg_regress and the TAP suite separately, so the harness can count both even
 # when the first one fails.

@@ -1,0 +1,23 @@
+-- llm_gateway install script, part 80_privileges.sql (see 00_schema.sql)
+
+REVOKE ALL ON FUNCTION @extschema@.llm_provider_set(text, text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.llm_provider_delete(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.llm_model_set(text, text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.llm_model_delete(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.llm_tenant_set(text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.llm_tenant_delete(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.llm_route_set(text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.llm_route_delete(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.llm_cache_purge(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.llm_route_set(text, jsonb) TO llm_gateway_admin;
+GRANT EXECUTE ON FUNCTION @extschema@.llm_route_delete(text) TO llm_gateway_admin;
+GRANT EXECUTE ON FUNCTION @extschema@.llm_cache_purge(text) TO llm_gateway_admin;
+GRANT EXECUTE ON FUNCTION @extschema@.llm_provider_set(text, text, jsonb) TO llm_gateway_admin;
+GRANT EXECUTE ON FUNCTION @extschema@.llm_provider_delete(text) TO llm_gateway_admin;
+GRANT EXECUTE ON FUNCTION @extschema@.llm_model_set(text, text, jsonb) TO llm_gateway_admin;
+GRANT EXECUTE ON FUNCTION @extschema@.llm_model_delete(text, text) TO llm_gateway_admin;
+GRANT EXECUTE ON FUNCTION @extschema@.llm_tenant_set(text, jsonb) TO llm_gateway_admin;
+GRANT EXECUTE ON FUNCTION @extschema@.llm_tenant_delete(text) TO llm_gateway_admin;
+
+-- Administrators read everything (API keys only in sealed form).
+GRANT SELECT ON ALL TABLES IN SCHEMA llm_gateway TO llm_gateway_admin;

@@ -34,6 +34,16 @@ OBJS = \
 	src/status.o \
 	src/ledger.o \
 	src/result.o \
+	src/guc_account.o \
+	src/isolation.o \
+	src/account_catalog.o \
+	src/account.o \
+	src/budget.o \
+	src/budget_status.o \
+	src/quota.o \
+	src/alerts.o \
+	src/webhook.o \
+	src/currency.o \
 	src/api.o
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
@@ -49,7 +59,7 @@ SHLIB_LINK = -lcurl -lcrypto
 # the port of the mock provider the harness started).
 REGRESS = setup admin crypto validation complete provider_errors anthropic gemini \
 	spend routing cache \
-	pricing \
+	pricing budgets \
 	permissions timeout
 REGRESS_OPTS = --temp-config=test/tmp/regress.conf --temp-instance=./tmp_check \
 	--no-locale --encoding=UTF8 \

@@ -72,7 +72,10 @@ SELECT llm_model_delete('acme/custom', 'openai'), llm_model_delete('acme/custom'
 SELECT llm_model_delete('openai/gpt-4o', 'openai');
 \echo :LAST_ERROR_SQLSTATE
 
--- tenants
+-- tenants (plans first: a tenant names an existing plan)
+SELECT llm_plan_set('pro') ->> 'plan', llm_plan_set('enterprise') ->> 'plan';
+SELECT llm_tenant_set('globex', '{"plan": "freemium"}');
+\echo :LAST_ERROR_SQLSTATE
 SELECT llm_tenant_set('globex', '{"name": "Globex", "plan": "pro", "rpm": 60, "timezone": "America/Sao_Paulo",
                                   "allowed_models": ["openai/*"], "default_model": "openai/gpt-4o-mini",
                                   "metadata": {"crm_id": 7}}')
@@ -83,8 +86,11 @@ SELECT llm_tenant_set('globex', '{"members": ["nosuchrole", "public"]}');
 \echo :LAST_ERROR_SQLSTATE
 SELECT llm_tenant_set('globex', '{"timezone": "Mars/Olympus"}');
 \echo :LAST_ERROR_SQLSTATE
-SELECT llm_tenant_set('globex', '{"currency": "BRL"}');
+-- a currency needs a rate (BRL has the default fallback rate)
+SELECT llm_tenant_set('globex', '{"currency": "XYZ"}');
 \echo :LAST_ERROR_SQLSTATE
+SELECT llm_tenant_set('globex', '{"currency": "brl"}') ->> 'currency' AS currency;
+SELECT llm_tenant_set('globex', '{"currency": "USD"}') ->> 'currency' AS currency;
 SELECT llm_tenant_set('globex', '{"default_model": "openai/gpt-9"}');
 \echo :LAST_ERROR_SQLSTATE
 SELECT llm_tenant_set('globex', '{"rpm": 0}');

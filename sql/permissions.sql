@@ -21,12 +21,14 @@ SET ROLE lg_team_member;
 SELECT llm_chat('tenant_a', 'openai/gpt-4o-mini', 'as a team member');
 RESET ROLE;
 
--- Non-admins read no configuration, no ledger and no key...
+-- Non-admins read no configuration and no key, and of the ledger only the
+-- rows of the tenants they act for (tenant_a here; tenants whose member is
+-- "public" are everybody's)...
 SET ROLE lg_app_a;
 SELECT api_key_enc FROM llm_gateway.providers;
 \echo :LAST_ERROR_SQLSTATE
-SELECT * FROM llm_gateway.usage;
-\echo :LAST_ERROR_SQLSTATE
+SELECT DISTINCT tenant FROM llm_gateway.usage
+ WHERE tenant IN ('tenant_a', 'tenant_b', 'tenant_c') ORDER BY 1;
 SELECT llm_gateway.secret_encrypt('x', 'y');
 \echo :LAST_ERROR_SQLSTATE
 -- ...and administer nothing.

@@ -5,11 +5,14 @@
  * check) and the plan (route, candidate deployments), answer from the cache
  * if it can, else let the router try the candidates, store a cacheable
  * answer, and return the result — or raise the error that says why no
- * provider answered.  Every attempt that sent a request holds a spend slot
+ * provider answered.  Before any of that the call is admitted against its
+ * tenant's and agent's quotas and budgets (account.c): refused, let
+ * through over budget, or sent to a budget's downgrade model; whatever the
+ * call reserved is settled on every path out, errors included.  Every attempt that sent a request holds a spend slot
  * from that moment (spend.c), so its ledger row survives a rollback, an
  * error, a cancel or the end of the backend.
  */
-#include "llm_gateway.h"
+#include "account.h"
 
 PG_FUNCTION_INFO_V1(llm_complete);
 PG_FUNCTION_INFO_V1(llm_chat);
@@ -116,6 +119,13 @@ raise_route_failure(const LgPlan *plan, const LgRouteResult *r)
 
 	initStringInfo(&detail);
 	describe_route(&detail, r);
+	if (r->nattempts == 0 && r->budget_refused)
+		ereport(ERROR,
+				(errcode(ERRCODE_LG_BUDGET_EXCEEDED),
+				 errmsg("no budget room left for a call to model \"%s\"",
+						plan->requested),
+				 errdetail("%s", detail.data),
+				 errhint("llm_budget_status() shows the tenant's budgets.")));
 	if (r->nattempts == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_LG_NO_PROVIDER_AVAILABLE),
@@ -176,42 +186,42 @@ ms_since(instr_time start)
 
 /* ---- one call ---- */
 
-static Jsonb *
-complete(text             *tenant_arg,
-		 text             *model_arg,
-		 Jsonb            *messages,
-		 Jsonb            *options,
-		 const LgAttempt **final)
+/*
+ * Admit the call against its limits; a budget at its limit may send it to
+ * its downgrade model, planned and admitted again.
+ */
+static void
+admit(LgCall *call, LgPlan *plan, LgLimits *limits, LgAccount *acct)
 {
-	LgRequest    *req = palloc(sizeof(LgRequest));
-	LgTenant     *tenant = palloc0(sizeof(LgTenant));
-	LgPlan       *plan = palloc0(sizeof(LgPlan));
+	if (limits->nbudgets == 0 && limits->nrates == 0)
+		return;
+	if (lg_account_admit(acct, limits, call->req, plan, false) ==
+		LG_ADMIT_DOWNGRADE)
+	{
+		call->downgraded_from = plan->requested;
+		lg_catalog_replan(plan, call->req, lg_account_downgrade_model(acct));
+		check_max_tokens(call->req, plan);
+		(void) lg_account_admit(acct, limits, call->req, plan, true);
+	}
+	call->account = acct;
+}
+
+/* From the cache, or through the router: the answer, or an error. */
+static Jsonb *
+answer(LgCall *call, LgPlan *plan, instr_time start, const LgAttempt **final)
+{
 	LgRouteResult route;
 	LgCacheKey    key;
 	LgCacheHit    hit;
 	bool          use_cache;
-	LgCall        call;
-	instr_time    start;
 
-	INSTR_TIME_SET_CURRENT(start);
-	lg_shmem_require();
-	check_enabled();
-	PreventCommandIfReadOnly("llm_complete()");
-	lg_request_parse(req, tenant_arg, model_arg, messages, options);
-	lg_catalog_resolve(req, tenant, plan);
-	check_max_tokens(req, plan);
-
-	lg_uuid_generate(&call.request_id);
-	call.started_at = GetCurrentTimestamp();
-	call.req = req;
-	call.tenant = tenant;
-	call.requested = plan->requested;
-
-	use_cache = lg_cache_prepare(&key, req, plan, tenant);
+	use_cache = lg_cache_prepare(&key, call->req, plan, call->tenant);
 	if (use_cache && lg_cache_lookup(&key, &hit))
 	{
-		*final = answer_from_cache(&call, &hit, ms_since(start));
-		return lg_result_build(&call,
+		lg_account_cache_hit(call->account);
+		lg_account_finish(call->account);
+		*final = answer_from_cache(call, &hit, ms_since(start));
+		return lg_result_build(call,
 							   *final,
 							   1,
 							   *final,
@@ -220,19 +230,65 @@ complete(text             *tenant_arg,
 							   ms_since(start));
 	}
 
-	lg_router_run(&call, plan, &route);
+	lg_router_run(call, plan, &route);
+	lg_account_finish(call->account);
 	if (route.final == NULL)
 		raise_route_failure(plan, &route);
 	if (use_cache)
 		lg_cache_store(&key, route.final);
 	*final = route.final;
-	return lg_result_build(&call,
+	return lg_result_build(call,
 						   route.attempts,
 						   route.nattempts,
 						   route.final,
 						   route.skipped,
 						   route.nskipped,
 						   ms_since(start));
+}
+
+static Jsonb *
+complete(text             *tenant_arg,
+		 text             *model_arg,
+		 Jsonb            *messages,
+		 Jsonb            *options,
+		 const LgAttempt **final)
+{
+	LgRequest *req = palloc(sizeof(LgRequest));
+	LgTenant  *tenant = palloc0(sizeof(LgTenant));
+	LgPlan    *plan = palloc0(sizeof(LgPlan));
+	LgLimits  *limits = palloc0(sizeof(LgLimits));
+	LgAccount *acct = palloc0(sizeof(LgAccount));
+	LgCall     call;
+	Jsonb     *result;
+	instr_time start;
+
+	INSTR_TIME_SET_CURRENT(start);
+	lg_shmem_require();
+	check_enabled();
+	PreventCommandIfReadOnly("llm_complete()");
+	lg_request_parse(req, tenant_arg, model_arg, messages, options);
+	lg_catalog_resolve(req, tenant, plan, limits);
+	check_max_tokens(req, plan);
+
+	memset(&call, 0, sizeof(call));
+	lg_uuid_generate(&call.request_id);
+	call.started_at = GetCurrentTimestamp();
+	call.req = req;
+	call.tenant = tenant;
+	call.requested = plan->requested;
+	admit(&call, plan, limits, acct);
+
+	PG_TRY();
+	{
+		result = answer(&call, plan, start, final);
+	}
+	PG_CATCH();
+	{
+		lg_account_abort(call.account);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return result;
 }
 
 /*

@@ -1,16 +1,27 @@
 /*
- * events.c — write the queued provider status changes to provider_events.
+ * events.c — write what backends queued: provider status changes (to
+ * provider_events, with the alerts they raise) and alerts.
  *
  * limits.c queues an event in shared memory whenever a provider's runtime
- * status changes (the change happens in whatever backend observed it, whose
- * transaction may well roll back).  The worker's pass, or llm_maintenance(),
- * claims the events of its database, inserts them, and frees them when its
- * transaction commits; if it aborts they go back to pending.
+ * status changes, alerts.c when a budget threshold is crossed or a rate
+ * limit refuses a call (the change happens in whatever backend observed
+ * it, whose transaction may well roll back).  The worker's pass, or
+ * llm_maintenance(), claims the events of its database, writes them in the
+ * order they happened, and frees them when its transaction commits; if it
+ * aborts they go back to pending.
  */
+#include "account.h"
 #include "shmem.h"
 #include "spi_util.h"
 
 #include "catalog/pg_type.h"
+#include "storage/latch.h"
+#include "utils/wait_event.h"
+
+/* llm_maintenance() waits for other writers: poll every WAIT_MS, at most
+ * WAIT_LIMIT_MS. */
+#define WAIT_MS       10
+#define WAIT_LIMIT_MS 10000
 
 typedef struct EventRef
 {
@@ -96,7 +107,7 @@ compare_generation(const void *a, const void *b)
 int
 lg_events_flush(void)
 {
-	LgEvent      copies[LG_MAX_EVENTS];
+	LgEvent     *copies = palloc(sizeof(LgEvent) * LG_MAX_EVENTS);
 	int          n = 0;
 	LgOwnerScope scope;
 
@@ -131,7 +142,15 @@ lg_events_flush(void)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	for (int i = 0; i < n; i++)
-		insert_event(&copies[i]);
+	{
+		if (copies[i].kind == LG_EVENT_ALERT)
+			lg_alert_write(&copies[i]);
+		else
+		{
+			insert_event(&copies[i]);
+			lg_alert_write_provider(&copies[i]);
+		}
+	}
 	SPI_finish();
 	lg_owner_scope_exit(&scope);
 	return n;
@@ -148,4 +167,74 @@ lg_events_waiting(Oid dboid)
 				lg_shared->events[i].dboid == dboid;
 	LWLockRelease(lg_shared->route_lock);
 	return found;
+}
+
+/* Add the databases with pending events to dboids[0..n), up to max. */
+int
+lg_events_other_databases(Oid *dboids, int n, int max)
+{
+	LWLockAcquire(lg_shared->route_lock, LW_SHARED);
+	for (int i = 0; i < LG_MAX_EVENTS && n < max; i++)
+	{
+		const LgEvent *e = &lg_shared->events[i];
+		bool           known = false;
+
+		if (e->state != LG_EVENT_PENDING || e->dboid == MyDatabaseId)
+			continue;
+		for (int k = 0; k < n && !known; k++)
+			known = dboids[k] == e->dboid;
+		if (!known)
+			dboids[n++] = e->dboid;
+	}
+	LWLockRelease(lg_shared->route_lock);
+	return n;
+}
+
+/*
+ * Wait (a little) until no other process is writing events of this
+ * database, so that llm_maintenance()'s caller sees every alert written.
+ */
+void
+lg_events_wait_for_writers(void)
+{
+	for (int waited = 0; waited < WAIT_LIMIT_MS; waited += WAIT_MS)
+	{
+		bool busy = false;
+
+		LWLockAcquire(lg_shared->route_lock, LW_SHARED);
+		for (int i = 0; i < LG_MAX_EVENTS && !busy; i++)
+		{
+			const LgEvent *e = &lg_shared->events[i];
+
+			busy = e->dboid == MyDatabaseId && e->state == LG_EVENT_CLAIMED &&
+				   e->claimer_pid != MyProcPid;
+		}
+		LWLockRelease(lg_shared->route_lock);
+		if (!busy)
+			return;
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 WAIT_MS,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/* Drop the pending events of a database without the extension. */
+int
+lg_events_discard(Oid dboid)
+{
+	int n = 0;
+
+	LWLockAcquire(lg_shared->route_lock, LW_EXCLUSIVE);
+	for (int i = 0; i < LG_MAX_EVENTS; i++)
+		if (lg_shared->events[i].state == LG_EVENT_PENDING &&
+			lg_shared->events[i].dboid == dboid)
+		{
+			lg_shared->events[i].state = LG_EVENT_FREE;
+			n++;
+		}
+	LWLockRelease(lg_shared->route_lock);
+	return n;
 }

@@ -9,7 +9,7 @@
  *   - timeouts are per-session tunables, because a caller may legitimately
  *     want a shorter wait, and they only ever affect that caller's own calls.
  */
-#include "llm_gateway.h"
+#include "account.h"
 
 bool  lg_enabled = true;
 char *lg_master_key = NULL;
@@ -287,5 +287,6 @@ lg_define_settings(void)
 							NULL,
 							NULL);
 
+	lg_define_account_settings();
 	MarkGUCPrefixReserved("llm_gateway");
 }

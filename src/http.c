@@ -13,7 +13,7 @@
  * within POLL_MS of the request.
  *
  * Memory rules (the crash pgsql-http documents): libcurl never keeps a
- * pointer into palloc'd memory beyond one lg_http_post() call.  The response
+ * pointer into palloc'd memory beyond one lg_http_send() call.  The response
  * is collected with malloc, because the write callback runs inside libcurl
  * and must not longjmp; the header list is libcurl's own copy.  Both are
  * released in PG_FINALLY, on success, error and cancel alike, and the easy
@@ -216,9 +216,14 @@ setup_easy(const LgHttpRequest *req, struct curl_slist *headers, Transfer *t)
 	SETOPT(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) t->max);
 	SETOPT(h, CURLOPT_ACCEPT_ENCODING, "");
 	SETOPT(h, CURLOPT_USERAGENT, "llm_gateway/" EXTVERSION);
-	SETOPT(h, CURLOPT_POST, 1L);
-	SETOPT(h, CURLOPT_POSTFIELDS, req->body);
-	SETOPT(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) req->body_len);
+	if (req->body == NULL)
+		SETOPT(h, CURLOPT_HTTPGET, 1L);
+	else
+	{
+		SETOPT(h, CURLOPT_POST, 1L);
+		SETOPT(h, CURLOPT_POSTFIELDS, req->body);
+		SETOPT(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) req->body_len);
+	}
 	SETOPT(h, CURLOPT_HTTPHEADER, headers);
 	SETOPT(h, CURLOPT_WRITEFUNCTION, write_cb);
 	SETOPT(h, CURLOPT_WRITEDATA, t);
@@ -314,7 +319,7 @@ finish_response(CURLcode rc, Transfer *t, LgHttpResponse *resp)
 }
 
 void
-lg_http_post(const LgHttpRequest *req, LgHttpResponse *resp)
+lg_http_send(const LgHttpRequest *req, LgHttpResponse *resp)
 {
 	Transfer t;
 	struct curl_slist *volatile headers = NULL;

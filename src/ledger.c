@@ -15,7 +15,7 @@
 
 #include "catalog/pg_type.h"
 
-#define NPARAMS 34
+#define NPARAMS 39
 
 static const char *const insert_sql =
 	"INSERT INTO llm_gateway.usage"
@@ -26,12 +26,15 @@ static const char *const insert_sql =
 	"  reasoning_tokens, output_tokens, usage_estimated, cost_usd, latency_ms,"
 	"  finish_reason, provider_request_id, metadata, written_by,"
 	"  requested_model, cached, was_fallback, fallback_reason, saved_tokens, "
-	"saved_usd)"
+	"saved_usd, currency, exchange_rate, rate_source, cost_local,"
+	"  over_budget, downgraded_from)"
 	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
 	"$15,"
 	"  $16, $17, $18, $19, $20, $21, $22, $23::numeric / 1000000000000,"
 	"  round($24::numeric, 3), $25, $26, $27::jsonb, $28,"
-	"  $29, $30, $31, $32, $33, $34::numeric / 1000000000000)"
+	"  $29, $30, $31, $32, $33, $34::numeric / 1000000000000,"
+	"  $35, $36::numeric, $37,"
+	"  round($23::numeric / 1000000000000 * $36::numeric, 12), $38, $39)"
 	" ON CONFLICT (id) DO NOTHING";
 
 static const Oid param_types[NPARAMS] =
@@ -39,7 +42,8 @@ static const Oid param_types[NPARAMS] =
 	 TEXTOID, TEXTOID,        TEXTOID,   TEXTOID, TEXTOID, TEXTOID, INT4OID,
 	 TEXTOID, TEXTOID,        INT8OID,   INT8OID, INT8OID, INT8OID, INT8OID,
 	 BOOLOID, INT8OID,        FLOAT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-	 TEXTOID, BOOLOID,        BOOLOID,   TEXTOID, INT8OID, INT8OID};
+	 TEXTOID, BOOLOID,        BOOLOID,   TEXTOID, INT8OID, INT8OID, TEXTOID,
+	 TEXTOID, TEXTOID,        BOOLOID,   TEXTOID};
 
 static SPIPlanPtr insert_plan = NULL;
 
@@ -104,6 +108,11 @@ fill_params(const LgSpendEntry *e, bool by_caller, Datum *v, char *n)
 	set_text(v, n, 31, e->fallback_reason);
 	v[32] = Int64GetDatum(e->saved_tokens);
 	v[33] = Int64GetDatum(e->saved_picousd);
+	set_text(v, n, 34, e->currency);
+	set_text(v, n, 35, e->exchange_rate);
+	set_text(v, n, 36, e->rate_source);
+	v[37] = BoolGetDatum(e->over_budget);
+	set_text(v, n, 38, e->downgraded_from);
 }
 
 void

@@ -190,6 +190,7 @@ push_event(const LgProviderState *ps,
 		/* full: the oldest pending event makes room */
 		for (int i = 0; i < LG_MAX_EVENTS; i++)
 			if (lg_shared->events[i].state == LG_EVENT_PENDING &&
+				lg_shared->events[i].kind == LG_EVENT_PROVIDER_STATUS &&
 				(slot == NULL || lg_shared->events[i].at < slot->at))
 				slot = &lg_shared->events[i];
 		if (slot == NULL)
@@ -197,6 +198,7 @@ push_event(const LgProviderState *ps,
 	}
 	memset(slot, 0, sizeof(*slot));
 	slot->state = LG_EVENT_PENDING;
+	slot->kind = LG_EVENT_PROVIDER_STATUS;
 	slot->generation = lg_shared->next_event_generation++;
 	slot->dboid = ps->key.dboid;
 	slot->at = GetCurrentTimestamp();

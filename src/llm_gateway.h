@@ -207,15 +207,33 @@ typedef struct LgTenant
 	LgCacheScope cache_scope;
 	char        *tenant;
 	char        *currency;
+	char        *exchange_rate; /* units of currency per USD, numeric text */
+	char        *rate_source;   /* identity, api, manual, last_known, ... */
+	char        *timezone;
+	TimestampTz  suspended_until; /* 0: not suspended */
+	char        *suspended_reason;
+	Oid          caller; /* the role acting for the tenant */
+	bool         caller_admin;
 } LgTenant;
 
-extern void lg_catalog_resolve(LgRequest *req, LgTenant *tenant, LgPlan *plan);
-extern bool lg_caller_is_admin(void);
-extern bool lg_model_allowed(List *allowed, const char *model);
-extern void lg_plan_load(LgPlan          *plan,
-						 const LgRequest *req,
-						 List            *allowed,
-						 MemoryContext    cxt);
+struct LgLimits;
+
+extern void lg_catalog_resolve(LgRequest       *req,
+							   LgTenant        *tenant,
+							   LgPlan          *plan,
+							   struct LgLimits *limits);
+extern void
+lg_catalog_replan(LgPlan *plan, const LgRequest *req, const char *model);
+extern void        lg_catalog_tenant_limits(const char      *tenant_id,
+											LgTenant        *tenant,
+											struct LgLimits *limits);
+extern bool        lg_caller_is_admin(void);
+extern bool        lg_role_is_member(Oid role, List *members);
+extern bool        lg_model_allowed(List *allowed, const char *model);
+extern void        lg_plan_load(LgPlan          *plan,
+								const LgRequest *req,
+								List            *allowed,
+								MemoryContext    cxt);
 extern const char *lg_strategy_name(LgStrategy strategy);
 
 /* Run a block of catalog SQL as the extension owner with a safe search_path. */
@@ -251,7 +269,7 @@ typedef struct LgHttpRequest
 {
 	char  *url;
 	List  *headers; /* "Name: value" strings; may hold secrets */
-	char  *body;
+	char  *body;    /* NULL: a GET */
 	size_t body_len;
 	int32  timeout_ms;
 	int32  connect_timeout_ms;
@@ -271,7 +289,7 @@ typedef struct LgHttpResponse
 	bool          reused_connection;
 } LgHttpResponse;
 
-extern void lg_http_post(const LgHttpRequest *req, LgHttpResponse *resp);
+extern void lg_http_send(const LgHttpRequest *req, LgHttpResponse *resp);
 extern void lg_http_wipe_request(LgHttpRequest *req);
 
 /* ---- JSON field extraction (json_extract.c) ---- */
@@ -434,16 +452,21 @@ extern void lg_json_append_key(StringInfo buf, bool *first, const char *key);
 
 /* ---- money (pricing.c) ---- */
 extern int64 lg_cost_picousd(const LgUsage *usage, const LgPrice *price);
+extern int64 lg_prompt_estimate(const LgRequest *req);
 extern void  lg_append_picousd(StringInfo buf, int64 picousd);
 
 /* ---- one call ---- */
+struct LgAccount;
+
 typedef struct LgCall
 {
-	pg_uuid_t        request_id;
-	TimestampTz      started_at;
-	const LgRequest *req;
-	const LgTenant  *tenant;
-	const char      *requested; /* model id or alias asked for */
+	pg_uuid_t         request_id;
+	TimestampTz       started_at;
+	const LgRequest  *req;
+	const LgTenant   *tenant;
+	const char       *requested;       /* model id or alias asked for */
+	const char       *downgraded_from; /* a budget sent the call elsewhere */
+	struct LgAccount *account;         /* NULL: no quota or budget applies */
 } LgCall;
 
 extern void lg_uuid_generate(pg_uuid_t *uuid);
@@ -478,6 +501,7 @@ typedef struct LgSpendEntry
 	double      latency_ms;
 	bool        cached;
 	bool        was_fallback;
+	bool        over_budget;
 	int64       saved_tokens;
 	int64       saved_picousd;
 	char        status[12];
@@ -493,6 +517,10 @@ typedef struct LgSpendEntry
 	char        requested_model[LG_MODEL_MAX];
 	char        fallback_reason[256];
 	char        finish_reason[33];
+	char        currency[4];
+	char        exchange_rate[32];
+	char        rate_source[12];
+	char        downgraded_from[LG_MODEL_MAX];
 	char        provider_request_id[129];
 	char        error[LG_ERROR_MAX];
 	char        metadata[LG_METADATA_MAX]; /* jsonb as text */
@@ -545,10 +573,11 @@ typedef struct LgRouteResult
 {
 	LgAttempt *attempts; /* every attempt that sent a request */
 	int        nattempts;
-	LgAttempt *final;        /* the successful one, or NULL */
-	LgAttempt *last_failure; /* the last failed one */
-	bool       stopped;      /* a failure that must not fall back */
-	LgSkip    *skipped;      /* candidates not tried, and why */
+	LgAttempt *final;          /* the successful one, or NULL */
+	LgAttempt *last_failure;   /* the last failed one */
+	bool       stopped;        /* a failure that must not fall back */
+	bool       budget_refused; /* a budget had no room for an attempt */
+	LgSkip    *skipped;        /* candidates not tried, and why */
 	int        nskipped;
 	int        skipped_cap;
 } LgRouteResult;
@@ -646,6 +675,9 @@ extern const char *lg_runtime_status_name(int status);
 extern const char *lg_breaker_name(int breaker);
 extern int         lg_events_flush(void);
 extern bool        lg_events_waiting(Oid dboid);
+extern int         lg_events_other_databases(Oid *dboids, int n, int max);
+extern void        lg_events_wait_for_writers(void);
+extern int         lg_events_discard(Oid dboid);
 
 /* ---- shared memory (shmem.c) ---- */
 extern void lg_shmem_init(void);
@@ -673,6 +705,10 @@ typedef struct LgMaintenance
 	bool          more; /* stopped at its row limit: run again */
 	int           events_written;
 	int64         cache_evicted;
+	int           rates;       /* exchange rates refreshed, -1: failed */
+	char         *rates_error; /* why they could not be */
+	bool          deliver_webhooks;
+	int           webhooks; /* deliveries attempted */
 	double        duration_ms;
 } LgMaintenance;
 

@@ -8,17 +8,33 @@
  * statement sees every row that could be written.  Each duty is idempotent:
  * a pass may run twice, late, or concurrently with another.
  *
- * Duties: write the spend that callers' transactions did not commit; on a
- * full pass also re-derive provider statuses (time moves them on), write
- * the queued provider status changes, and expire and evict cache entries.
+ * Duties: write the spend that callers' transactions did not commit; write
+ * the queued provider status changes and alerts (with their NOTIFY); on a
+ * full pass also re-derive provider statuses (time moves them on), expire
+ * and evict cache entries, and refresh the exchange rates when due.
+ * llm_maintenance() also delivers the webhooks that are due; the worker
+ * does that between passes, outside any transaction (worker.c).
  */
-#include "llm_gateway.h"
+#include "account.h"
 
 #define FLUSH_BATCH 1000
 #define FLUSH_BATCHES \
 	20 /* rows per pass at most: FLUSH_BATCH × FLUSH_BATCHES */
 
 PG_FUNCTION_INFO_V1(llm_maintenance);
+
+static void
+refresh_rates(LgMaintenance *m)
+{
+	LgOwnerScope scope;
+
+	lg_owner_scope_enter(&scope);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	m->rates = lg_rates_refresh(&m->rates_error);
+	SPI_finish();
+	lg_owner_scope_exit(&scope);
+}
 
 void
 lg_maintenance_run(LgMaintenance *m, bool wait_for_writers)
@@ -38,8 +54,13 @@ lg_maintenance_run(LgMaintenance *m, bool wait_for_writers)
 	{
 		lg_limits_refresh_statuses();
 		m->cache_evicted = lg_cache_evict();
+		refresh_rates(m);
 	}
 	m->events_written = lg_events_flush();
+	if (wait_for_writers)
+		lg_events_wait_for_writers();
+	if (m->deliver_webhooks)
+		m->webhooks = lg_webhook_deliver_here(LG_WEBHOOK_BATCH);
 	INSTR_TIME_SET_CURRENT(elapsed);
 	INSTR_TIME_SUBTRACT(elapsed, start);
 	m->duration_ms = INSTR_TIME_GET_MILLISEC(elapsed);
@@ -61,7 +82,7 @@ lg_maintenance_jsonb(const LgMaintenance *m)
 					 "\"pending\": %d, "
 					 "\"discarded\": %d, \"more\": %s}, \"events_written\": "
 					 "%d, "
-					 "\"cache_evicted\": " INT64_FORMAT "}",
+					 "\"cache_evicted\": " INT64_FORMAT ", ",
 					 m->spend.written,
 					 m->spend.settled,
 					 m->spend.pending,
@@ -69,6 +90,14 @@ lg_maintenance_jsonb(const LgMaintenance *m)
 					 m->more ? "true" : "false",
 					 m->events_written,
 					 m->cache_evicted);
+	appendStringInfo(&b,
+					 "\"rates_refreshed\": %d, \"rates_error\": ",
+					 m->rates);
+	if (m->rates_error)
+		escape_json(&b, m->rates_error);
+	else
+		appendStringInfoString(&b, "null");
+	appendStringInfo(&b, ", \"webhooks_delivered\": %d}", m->webhooks);
 	return DatumGetJsonbP(
 		DirectFunctionCall1(jsonb_in, CStringGetDatum(b.data)));
 }
@@ -90,6 +119,7 @@ llm_maintenance(PG_FUNCTION_ARGS)
 	m.at = PG_ARGISNULL(0) ? GetCurrentTransactionStartTimestamp()
 						   : PG_GETARG_TIMESTAMPTZ(0);
 	m.full = true;
+	m.deliver_webhooks = true;
 	lg_maintenance_run(&m, true);
 	PG_RETURN_JSONB_P(lg_maintenance_jsonb(&m));
 }

@@ -346,12 +346,13 @@ lg_plan_load(LgPlan          *plan,
 			 List            *allowed,
 			 MemoryContext    cxt)
 {
-	Oid       argtypes[1] = {TEXTARRAYOID};
-	RouteInfo route;
-	List     *groups;
-	List     *all;
-	ListCell *lc;
-	Datum     args[1];
+	Oid           argtypes[1] = {TEXTARRAYOID};
+	RouteInfo     route;
+	List         *groups;
+	List         *all;
+	ListCell     *lc;
+	Datum         args[1];
+	MemoryContext old = MemoryContextSwitchTo(cxt); /* not SPI's */
 
 	memset(plan, 0, sizeof(*plan));
 	load_route(plan, &route, req->model, cxt);
@@ -375,4 +376,5 @@ lg_plan_load(LgPlan          *plan,
 									  argtypes),
 				  args);
 	collect_candidates(plan, groups, cxt);
+	MemoryContextSwitchTo(old);
 }

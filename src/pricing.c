@@ -69,3 +69,14 @@ lg_append_picousd(StringInfo buf, int64 picousd)
 	if (len > 0)
 		appendStringInfo(buf, ".%s", frac);
 }
+
+/*
+ * The prompt's tokens, estimated from its length: a token per 4 bytes of
+ * each message, rounded up, plus 4 per message for the role and framing.
+ */
+int64
+lg_prompt_estimate(const LgRequest *req)
+{
+	return (int64) (req->content_bytes + 3 * req->nmessages) / 4 +
+		   4 * (int64) req->nmessages;
+}

@@ -555,7 +555,7 @@ lg_attempt_run(LgAttempt            *a,
 		sent = true;
 		a->started_at = GetCurrentTimestamp();
 		INSTR_TIME_SET_CURRENT(start);
-		lg_http_post(&http, &resp);
+		lg_http_send(&http, &resp);
 		INSTR_TIME_SET_CURRENT(elapsed);
 		INSTR_TIME_SUBTRACT(elapsed, start);
 		a->latency_ms = INSTR_TIME_GET_MILLISEC(elapsed);

@@ -3,12 +3,15 @@
  *
  * Shape (the v0 contract, plus a few additive fields):
  *   {"id", "content", "model", "upstream_model", "provider", "finish_reason",
- *    "cached", "fallback", "attempts": [...], "skipped": [...],
+ *    "cached", "fallback", "over_budget", "downgraded_from",
+ *    "attempts": [...], "skipped": [...],
  *    "usage": {...}, "latency_ms", "usage_id", "provider_request_id"}
  * Built as text in the server encoding and read back by jsonb_in: every
  * value written here is ours or escaped, so the parse cannot fail.
  */
-#include "llm_gateway.h"
+#include "account.h"
+
+#include "utils/numeric.h"
 
 static void
 key(StringInfo b, bool *first, const char *name)
@@ -88,6 +91,37 @@ append_skip(StringInfo b, const LgSkip *skip)
 	appendStringInfoChar(b, '}');
 }
 
+/*
+ * The cost in the tenant's currency, as the ledger computes it: USD times
+ * the rate, in numeric, rounded to 12 decimals (null without a rate).
+ */
+static void
+append_local_cost(StringInfo b, int64 picousd, const char *rate)
+{
+	StringInfoData usd;
+	Datum          product;
+
+	if (rate == NULL)
+	{
+		appendStringInfoString(b, "null");
+		return;
+	}
+	initStringInfo(&usd);
+	lg_append_picousd(&usd, picousd);
+	product =
+		DirectFunctionCall2(numeric_mul,
+							DirectFunctionCall3(numeric_in,
+												CStringGetDatum(usd.data),
+												ObjectIdGetDatum(InvalidOid),
+												Int32GetDatum(-1)),
+							DirectFunctionCall3(numeric_in,
+												CStringGetDatum(rate),
+												ObjectIdGetDatum(InvalidOid),
+												Int32GetDatum(-1)));
+	product = DirectFunctionCall2(numeric_round, product, Int32GetDatum(12));
+	appendStringInfoString(b, numeric_normalize(DatumGetNumeric(product)));
+}
+
 static void
 append_usage(StringInfo b, const LgTenant *tenant, const LgAttempt *a)
 {
@@ -103,10 +137,11 @@ append_usage(StringInfo b, const LgTenant *tenant, const LgAttempt *a)
 	int_field(b, &first, "total_tokens", u->input_tokens + u->output_tokens);
 	key(b, &first, "cost_usd");
 	lg_append_picousd(b, a->cost_picousd);
-	/* tenants bill in USD until exchange rates arrive; see README */
 	key(b, &first, "cost");
-	lg_append_picousd(b, a->cost_picousd);
+	append_local_cost(b, a->cost_picousd, tenant->exchange_rate);
 	str_field(b, &first, "currency", tenant->currency);
+	str_field(b, &first, "exchange_rate", tenant->exchange_rate);
+	str_field(b, &first, "rate_source", tenant->rate_source);
 	bool_field(b, &first, "estimated", a->reply.usage_estimated);
 	int_field(b, &first, "saved_tokens", a->saved_tokens);
 	key(b, &first, "saved_usd");
@@ -145,6 +180,11 @@ lg_result_build(const LgCall    *call,
 	str_field(&b, &first, "finish_reason", final->reply.finish_reason);
 	bool_field(&b, &first, "cached", final->cached);
 	bool_field(&b, &first, "fallback", final->was_fallback);
+	bool_field(&b,
+			   &first,
+			   "over_budget",
+			   call->account != NULL && call->account->over_budget);
+	str_field(&b, &first, "downgraded_from", call->downgraded_from);
 	key(&b, &first, "attempts");
 	appendStringInfoChar(&b, '[');
 	for (int i = 0; i < nattempts; i++)

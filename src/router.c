@@ -25,7 +25,7 @@
  * whether it was a fallback and why.  Admissions are released on every
  * path: the PG_CATCH here, and limits.c's exit callback for FATAL.
  */
-#include "llm_gateway.h"
+#include "account.h"
 
 #include "common/pg_prng.h"
 #include "storage/latch.h"
@@ -66,12 +66,6 @@ compare_ranked(const void *a, const void *b)
 }
 
 static int64
-prompt_estimate(const LgRequest *req)
-{
-	return (int64) (req->content_bytes + 3) / 4 + 4 * req->nmessages;
-}
-
-static int64
 output_cap(const LgRequest *req, const LgDeployment *dep)
 {
 	if (req->opt.max_tokens > 0)
@@ -99,7 +93,7 @@ strategy_key(LgStrategy          strategy,
 			lg_deployment_load(dep, &in_flight, &latency, &has_latency);
 			return has_latency ? latency : -1; /* unmeasured: try it */
 		case LG_STRATEGY_LOWEST_COST:
-			return (double) prompt_estimate(req) * dep->price.input +
+			return (double) lg_prompt_estimate(req) * dep->price.input +
 				   (double) output_cap(req, dep) * dep->price.output;
 		default:
 			return 0;
@@ -256,6 +250,7 @@ spend_before_send(void *arg)
 	SpendHook *h = (SpendHook *) arg;
 
 	lg_spend_begin(h->handle, h->call, h->dep, h->number);
+	lg_account_attempt_sent(h->call->account);
 }
 
 static void
@@ -303,6 +298,7 @@ run_admitted(LgAttempt          *a,
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	lg_account_attempt_end(call->account, a);
 	a->number = number;
 	a->was_fallback = was_fallback;
 	a->fallback_reason = reason;
@@ -399,8 +395,14 @@ lg_router_run(const LgCall *call, LgPlan *plan, LgRouteResult *r)
 			LgAdmission adm;
 			int         pause;
 
+			if (!lg_account_attempt_begin(call->account, dep, &why))
+			{
+				add_skip(r, dep, why);
+				r->budget_refused = true;
+				break;
+			}
 			if (!lg_admit(dep,
-						  prompt_estimate(req) + output_cap(req, dep),
+						  lg_prompt_estimate(req) + output_cap(req, dep),
 						  &adm,
 						  &why))
 			{

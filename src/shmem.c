@@ -8,6 +8,7 @@
  * the one window the README documents.
  */
 #include "shmem.h"
+#include "account.h"
 
 #include "storage/ipc.h"
 #include "storage/shmem.h"
@@ -29,10 +30,13 @@ shared_size(void)
 static Size
 hash_sizes(void)
 {
-	return add_size(hash_estimate_size(LG_MAX_PROVIDERS,
-									   sizeof(LgProviderState)),
-					hash_estimate_size(LG_MAX_DEPLOYMENTS,
-									   sizeof(LgDeploymentState)));
+	Size size =
+		add_size(hash_estimate_size(LG_MAX_PROVIDERS, sizeof(LgProviderState)),
+				 hash_estimate_size(LG_MAX_DEPLOYMENTS,
+									sizeof(LgDeploymentState)));
+
+	size = add_size(size, lg_budget_shmem_size());
+	return add_size(size, lg_quota_shmem_size());
 }
 
 static void
@@ -55,6 +59,8 @@ attach_hashes(void)
 										 LG_MAX_DEPLOYMENTS,
 										 &info,
 										 HASH_ELEM | HASH_BLOBS);
+	lg_budget_shmem_attach();
+	lg_quota_shmem_attach();
 }
 
 static void
@@ -63,7 +69,7 @@ request_shmem(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(add_size(shared_size(), hash_sizes()));
-	RequestNamedLWLockTranche("llm_gateway", 2);
+	RequestNamedLWLockTranche("llm_gateway", 3);
 }
 
 static void
@@ -82,6 +88,8 @@ startup_shmem(void)
 		lg_shared->lock = &(GetNamedLWLockTranche("llm_gateway"))[0].lock;
 		lg_shared->route_lock =
 			&(GetNamedLWLockTranche("llm_gateway"))[1].lock;
+		lg_shared->account_lock =
+			&(GetNamedLWLockTranche("llm_gateway"))[2].lock;
 		lg_shared->next_event_generation = 1;
 		pg_atomic_init_u32(&lg_shared->wake_pending, 0);
 		lg_shared->nslots = lg_spend_queue_size;

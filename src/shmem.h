@@ -3,9 +3,10 @@
  *
  * Locking: LgShared.lock protects the spend slots, the free list and the
  * flusher table; LgShared.route_lock protects the provider and deployment
- * state hash tables and the event ring.  Both are held only for memory
- * copies and state changes, never across I/O, a catalog access or HTTP, and
- * never together.  worker_latch/worker_pid are written by the worker alone (at start
+ * state hash tables and the event ring; LgShared.account_lock protects the
+ * budget and quota hash tables (budget.c, quota.c).  Each is held only for
+ * memory copies and state changes, never across I/O, a catalog access or
+ * HTTP, and never two together.  worker_latch/worker_pid are written by the worker alone (at start
  * and exit) and read without the lock; wake_pending is atomic.
  */
 #ifndef LG_SHMEM_H
@@ -136,18 +137,50 @@ typedef enum LgEventState
 	LG_EVENT_CLAIMED
 } LgEventState;
 
-/* A provider status change waiting to be written to provider_events. */
+typedef enum LgEventKind
+{
+	LG_EVENT_PROVIDER_STATUS, /* a row of provider_events (and maybe an alert) */
+	LG_EVENT_ALERT            /* a budget or rate-limit alert */
+} LgEventKind;
+
+/* A budget or rate-limit alert as it waits for the worker (alerts.c). */
+typedef struct LgAlertEvent
+{
+	uint8       type;   /* LgAlertType */
+	uint8       unit;   /* LgUnit */
+	uint8       period; /* LgPeriod */
+	bool        remaining_style;
+	bool        suspend;   /* the tenant is suspended from now */
+	int32       threshold; /* 1/10000 of the limit */
+	int64       budget_id;
+	int64       used;
+	int64       limit;
+	TimestampTz period_start;
+	TimestampTz period_end;
+	TimestampTz suspended_until;
+	char        unit_name[12];
+	char        tenant[LG_LABEL_MAX];
+	char        agent[LG_LABEL_MAX];
+	char        what[128]; /* rate_limited: the limit that was hit */
+} LgAlertEvent;
+
+/*
+ * Something that happened in a backend and is written by the worker: a
+ * provider status change (provider_events) or an alert.
+ */
 typedef struct LgEvent
 {
-	uint8       state;
-	int         claimer_pid;
-	uint64      generation;
-	Oid         dboid;
-	TimestampTz at;
-	char        provider[64];
-	char        from_status[16];
-	char        to_status[16];
-	char        reason[160];
+	uint8        state;
+	uint8        kind; /* LgEventKind */
+	int          claimer_pid;
+	uint64       generation;
+	Oid          dboid;
+	TimestampTz  at;
+	char         provider[64];
+	char         from_status[16];
+	char         to_status[16];
+	char         reason[160];
+	LgAlertEvent alert;
 } LgEvent;
 
 extern HTAB *lg_provider_states;
@@ -157,6 +190,8 @@ typedef struct LgShared
 {
 	LWLock          *lock;
 	LWLock          *route_lock;
+	LWLock          *account_lock;
+	TimestampTz      rates_checked_at; /* last exchange-rate refresh attempt */
 	uint64           next_event_generation;
 	LgEvent          events[LG_MAX_EVENTS];
 	Latch           *worker_latch;

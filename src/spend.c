@@ -27,6 +27,7 @@
  * commit log is read outside it.  See shmem.h for the state machine.
  */
 #include "spend_internal.h"
+#include "account.h"
 
 #include "access/transam.h"
 #include "catalog/namespace.h"
@@ -142,6 +143,17 @@ fill_common(LgSpendEntry       *e,
 			  sizeof(e->upstream_model),
 			  dep->upstream_model);
 	copy_text(e->requested_model, sizeof(e->requested_model), call->requested);
+	copy_text(e->downgraded_from,
+			  sizeof(e->downgraded_from),
+			  call->downgraded_from);
+	copy_text(e->currency, sizeof(e->currency), call->tenant->currency);
+	copy_text(e->exchange_rate,
+			  sizeof(e->exchange_rate),
+			  call->tenant->exchange_rate);
+	copy_text(e->rate_source,
+			  sizeof(e->rate_source),
+			  call->tenant->rate_source);
+	e->over_budget = call->account != NULL && call->account->over_budget;
 	if (o->metadata)
 		copy_text(e->metadata,
 				  sizeof(e->metadata),
@@ -159,7 +171,7 @@ fill_in_flight(LgSpendEntry *e, const LgCall *call, const LgDeployment *dep)
 {
 	LgUsage usage = {0};
 
-	usage.input_tokens = (call->req->content_bytes + 3) / 4;
+	usage.input_tokens = lg_prompt_estimate(call->req);
 	strlcpy(e->status, "cancelled", sizeof(e->status));
 	strlcpy(e->error,
 			"the call was interrupted before the provider answered",

@@ -21,6 +21,7 @@
  * Spend waiting for another database is written by a short-lived flusher
  * worker started for that database (at most LG_MAX_FLUSHERS at a time).
  */
+#include "account.h"
 #include "shmem.h"
 
 #include "catalog/namespace.h"
@@ -124,7 +125,11 @@ static void
 start_flushers(void)
 {
 	Oid dbs[LG_MAX_FLUSHERS];
-	int n = lg_spend_other_databases(dbs, LG_MAX_FLUSHERS);
+	int n =
+		lg_events_other_databases(dbs,
+								  lg_spend_other_databases(dbs,
+														   LG_MAX_FLUSHERS),
+								  LG_MAX_FLUSHERS);
 
 	for (int i = 0; i < n; i++)
 	{
@@ -137,6 +142,7 @@ start_flushers(void)
 					(errmsg("llm_gateway discarded %d ledger rows of a "
 							"dropped database",
 							lg_spend_discard(dbs[i]))));
+			(void) lg_events_discard(dbs[i]);
 			continue;
 		}
 		if ((k = reserve_flusher(dbs[i])) < 0)
@@ -176,6 +182,7 @@ run_pass(bool full, bool main_worker)
 	{
 		int n = lg_spend_discard(MyDatabaseId);
 
+		(void) lg_events_discard(MyDatabaseId);
 		if (n > 0)
 			ereport(LOG,
 					(errmsg("llm_gateway discarded %d ledger rows: the "
@@ -195,9 +202,68 @@ run_pass(bool full, bool main_worker)
 	return m.more;
 }
 
-/* run_pass, with a failure logged and rolled back instead of ending us. */
+/* ---- webhooks, between passes ---- */
+
+/* Run one step of SPI work in its own short transaction. */
+static int
+in_transaction(int (*work)(LgWebhookJob *, int, MemoryContext),
+			   LgWebhookJob *jobs,
+			   int           n,
+			   MemoryContext cxt)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (lg_extension_installed())
+		n = work(jobs, n, cxt);
+	else
+		n = 0;
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return n;
+}
+
+static int
+record_all(LgWebhookJob *jobs, int n, pg_attribute_unused() MemoryContext cxt)
+{
+	for (int i = 0; i < n; i++)
+		lg_webhook_record(&jobs[i]);
+	return n;
+}
+
+/*
+ * Deliver the due webhooks: pick them in one transaction, POST them with
+ * none open (a slow receiver holds no lock), record in another.
+ */
 static bool
-run_pass_guarded(bool full, bool main_worker, bool *failed)
+deliver_webhooks(pg_attribute_unused() bool full,
+				 pg_attribute_unused() bool main_worker)
+{
+	LgWebhookJob jobs[LG_WEBHOOK_BATCH];
+	int          n;
+
+	pgstat_report_activity(STATE_RUNNING, "llm_gateway: delivering webhooks");
+	n = in_transaction(lg_webhook_pick,
+					   jobs,
+					   LG_WEBHOOK_BATCH,
+					   CurrentMemoryContext);
+	for (int i = 0; i < n; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		lg_webhook_post(&jobs[i]);
+	}
+	if (n > 0)
+		(void) in_transaction(record_all, jobs, n, CurrentMemoryContext);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return n == LG_WEBHOOK_BATCH;
+}
+
+/* A step, with a failure logged and rolled back instead of ending us. */
+static bool
+guarded(bool (*step)(bool, bool), bool full, bool main_worker, bool *failed)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	volatile bool more = false;
@@ -205,7 +271,7 @@ run_pass_guarded(bool full, bool main_worker, bool *failed)
 	*failed = false;
 	PG_TRY();
 	{
-		more = run_pass(full, main_worker);
+		more = step(full, main_worker);
 	}
 	PG_CATCH();
 	{
@@ -240,7 +306,7 @@ drain_and_exit(void)
 
 	for (int waited = 0; waited < DRAIN_LIMIT_MS; waited += DRAIN_POLL_MS)
 	{
-		(void) run_pass_guarded(false, false, &failed);
+		(void) guarded(run_pass, false, false, &failed);
 		if (lg_spend_waiting() == 0)
 			break;
 		(void) WaitLatch(MyLatch,
@@ -314,7 +380,9 @@ lg_worker_main(pg_attribute_unused() Datum arg)
 		pg_atomic_write_u32(&lg_shared->wake_pending, 0);
 		full = GetCurrentTimestamp() >= next_full;
 		MemoryContextSwitchTo(loop_cxt);
-		run_now = run_pass_guarded(full, true, &failed);
+		run_now = guarded(run_pass, full, true, &failed);
+		if (full && !failed)
+			run_now |= guarded(deliver_webhooks, full, true, &failed);
 		MemoryContextSwitchTo(TopMemoryContext);
 		MemoryContextReset(loop_cxt);
 		if (full)
@@ -345,7 +413,7 @@ lg_flusher_main(Datum arg)
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	lg_shmem_require();
-	while (run_pass_guarded(false, false, &failed) && !failed)
+	while (guarded(run_pass, false, false, &failed) && !failed)
 		CHECK_FOR_INTERRUPTS();
 	proc_exit(0);
 }

@@ -242,7 +242,7 @@ RETURNS jsonb
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT to_jsonb(t) || jsonb_build_object('members',
+    SELECT to_jsonb(t) - 'suspension_lifted_at' || jsonb_build_object('members',
                coalesce((SELECT jsonb_agg(m.member ORDER BY m.member)
                            FROM llm_gateway.tenant_members m
                           WHERE m.tenant = t.tenant), '[]'::jsonb))

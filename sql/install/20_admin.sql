@@ -420,7 +420,7 @@ DECLARE
     c jsonb := llm_gateway.config_check(config,
         ARRAY['name', 'plan', 'active', 'allowed_models', 'default_model', 'rpm', 'tpm',
               'rpd', 'tpd', 'max_concurrency', 'currency', 'timezone', 'members', 'metadata',
-              'cache_scope'],
+              'cache_scope', 'suspended'],
         'tenant');
     t_id text := llm_tenant_set.tenant;
     t llm_gateway.tenants;
@@ -443,7 +443,13 @@ BEGIN
     END IF;
 
     IF c ? 'name' THEN t.name := llm_gateway.config_text(c, 'name', 'tenant'); END IF;
-    IF c ? 'plan' THEN t.plan := llm_gateway.config_text(c, 'plan', 'tenant'); END IF;
+    IF c ? 'plan' THEN
+        t.plan := llm_gateway.config_text(c, 'plan', 'tenant');
+        IF t.plan IS NOT NULL AND NOT EXISTS (SELECT 1 FROM llm_gateway.plans p WHERE p.plan = t.plan) THEN
+            PERFORM llm_gateway.config_error('tenant', format('plan "%s" does not exist', t.plan),
+                'Create it first with llm_plan_set().');
+        END IF;
+    END IF;
     IF c ? 'active' THEN
         t.active := coalesce(llm_gateway.config_bool(c, 'active', 'tenant'), true);
     END IF;
@@ -469,10 +475,13 @@ BEGIN
     END IF;
     IF c ? 'currency' THEN
         t.currency := coalesce(upper(llm_gateway.config_text(c, 'currency', 'tenant', 3)), 'USD');
-        IF t.currency <> 'USD' THEN
+        IF t.currency !~ '^[A-Z]{3}$' THEN
+            PERFORM llm_gateway.config_error('tenant', '"currency" must be a three-letter code such as BRL');
+        END IF;
+        IF (llm_gateway.rate_for(t.currency)).rate IS NULL THEN
             PERFORM llm_gateway.config_error('tenant',
-                format('currency "%s" is not supported yet', t.currency),
-                'This version bills in USD; exchange rates come with budgets.');
+                format('there is no exchange rate for %s', t.currency),
+                format('Set one with llm_exchange_rate_set(''%s'', <units per USD>) or add it to llm_gateway.fallback_rates.', t.currency));
         END IF;
     END IF;
     IF c ? 'timezone' THEN
@@ -497,6 +506,17 @@ BEGIN
         END IF;
         t.metadata := coalesce(nullif(c -> 'metadata', 'null'::jsonb), '{}'::jsonb);
     END IF;
+    IF c ? 'suspended' THEN
+        IF coalesce(llm_gateway.config_bool(c, 'suspended', 'tenant'), false) THEN
+            t.suspended_until := 'infinity';
+            t.suspended_reason := format('suspended by %s', session_user);
+        ELSE
+            -- lifting also clears a budget's suspension held in shared memory
+            t.suspended_until := NULL;
+            t.suspended_reason := NULL;
+            t.suspension_lifted_at := clock_timestamp();
+        END IF;
+    END IF;
     IF c ? 'members' THEN
         members := coalesce(llm_gateway.config_text_array(c, 'members', 'tenant'), '{}');
         SELECT string_agg(format('"%s"', left(m, 64)), ', ') INTO bad
@@ -518,7 +538,9 @@ BEGIN
            rpm = EXCLUDED.rpm, tpm = EXCLUDED.tpm, rpd = EXCLUDED.rpd, tpd = EXCLUDED.tpd,
            max_concurrency = EXCLUDED.max_concurrency, currency = EXCLUDED.currency,
            timezone = EXCLUDED.timezone, cache_scope = EXCLUDED.cache_scope,
-           metadata = EXCLUDED.metadata,
+           metadata = EXCLUDED.metadata, suspended_until = EXCLUDED.suspended_until,
+           suspended_reason = EXCLUDED.suspended_reason,
+           suspension_lifted_at = EXCLUDED.suspension_lifted_at,
            updated_at = EXCLUDED.updated_at;
     IF members IS NOT NULL THEN
         DELETE FROM llm_gateway.tenant_members WHERE tenant = t_id;

@@ -21,3 +21,18 @@ GRANT EXECUTE ON FUNCTION @extschema@.llm_tenant_delete(text) TO llm_gateway_adm
 
 -- Administrators read everything (API keys only in sealed form).
 GRANT SELECT ON ALL TABLES IN SCHEMA llm_gateway TO llm_gateway_admin;
+
+DO $$
+DECLARE
+    f text;
+BEGIN
+    FOREACH f IN ARRAY ARRAY[
+        'llm_budget_set(text, numeric, text, text, jsonb)', 'llm_budget_delete(bigint)',
+        'llm_plan_set(text, jsonb)', 'llm_plan_delete(text)',
+        'llm_agent_set(text, text, jsonb)', 'llm_agent_delete(text, text)',
+        'llm_exchange_rate_set(text, numeric)'] LOOP
+        EXECUTE format('REVOKE ALL ON FUNCTION @extschema@.%s FROM PUBLIC', f);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION @extschema@.%s TO llm_gateway_admin', f);
+    END LOOP;
+END
+$$;

@@ -48,3 +48,21 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'llm_chat';
 COMMENT ON FUNCTION @extschema@.llm_chat(text, text, text, jsonb) IS
     'One user message in, the answer''s text out';
+
+---------------------------------------------------------------------------
+-- Budgets and alerts
+---------------------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.llm_budget_status(tenant text)
+RETURNS jsonb
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'llm_budget_status';
+COMMENT ON FUNCTION @extschema@.llm_budget_status(text) IS
+    'Every budget of a tenant: limit, used, reserved, percent, period, projection and state';
+
+CREATE FUNCTION @extschema@.llm_alert_ack(alert_id bigint)
+RETURNS boolean
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'llm_alert_ack';
+COMMENT ON FUNCTION @extschema@.llm_alert_ack(bigint) IS
+    'Acknowledge an alert of a tenant you act for; false if it was acknowledged already';

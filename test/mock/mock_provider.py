@@ -36,7 +36,14 @@ anthropic  POST PREFIX/v1/messages                    x-api-key: KEY
 gemini     POST PREFIX/v1beta/models/MODEL:generateContent   x-goog-api-key: KEY
 control    GET  /_mock/stats   -> {"connections": N, "open_connections": K, "in_flight": F, "max_in_flight": M,
                                    "requests": R, "last_request": {...}|null}
-           POST /_mock/reset   -> {} (zeroes connections/requests/last_request)
+           POST /_mock/reset   -> {} (zeroes connections/requests/last_request, clears the
+                                   webhook records, restores the default rates document)
+webhook    POST /_mock/hook/NAME[?fail=N&status=CODE&delay_ms=N]  -> {"ok": true} | {"error": ...}
+           GET  /_mock/hooks/NAME  -> {"attempts": [...], "delivered": [...]}
+           GET  /_mock/hooks   -> {"NAME": attempts, ...}
+rates      GET  /_mock/rates   -> {"result": "success", "base_code": "USD", "rates": {...}}
+           POST /_mock/rates   -> {} (configures what later GETs return)
+           GET  /_mock/rates/stats -> {"requests": R}
 =========  ==================================================================
 
 Anything else is a 404 JSON error.  A non-POST method on a provider path is
@@ -51,6 +58,54 @@ Every error uses the provider's own error shape:
                 (Azure's own routing/auth errors: {"error": {"code": "404", "message": ...}})
   anthropic:    {"type": "error", "error": {"type", "message"}}
   gemini:       {"error": {"code": 400, "message", "status": "INVALID_ARGUMENT"}}
+
+Errors of the ``/_mock/*`` endpoints themselves (unknown control path 404,
+wrong method 405 with an Allow header, bad parameter or body 400,
+Content-Type 415) carry {"error": {"message": ...}}.
+
+Webhook sink (thread-safe)
+--------------------------
+The gateway POSTs alert notifications to webhooks; point one at
+``http://127.0.0.1:PORT/_mock/hook/NAME`` (NAME = ``[A-Za-z0-9_.-]{1,64}``).
+
+* Query parameters, all optional (anything else is a 400):
+  ``fail=N`` answers the first N requests to NAME (counted since the start or
+  the last reset, whatever their outcome) with 500 {"error": "mock webhook
+  failure"}, later ones with 200 {"ok": true}; ``status=CODE`` (200-599)
+  always answers CODE instead (overrides fail; a 2xx gets {"ok": true}, 204 /
+  304 an empty body, anything else the failure body); ``delay_ms=N``
+  (0-30000) waits before answering (stops early if the client disconnects).
+* Checks, in order: parameters (400), Content-Type must be application/json,
+  parameters allowed (415), the body must be a JSON value (400).
+* EVERY request to NAME, rejected or not, is recorded when it arrives (before
+  delay_ms), in arrival order: {"n": 1, 2, ... per NAME, "status": the status
+  answered, "body": parsed JSON or null, "headers": {lower-case name: value,
+  nothing masked}, "at": unix time (float)}; a body that is not JSON is
+  recorded as "body": null plus "raw": its text.
+* ``GET /_mock/hooks/NAME`` -> {"attempts": [every record, in order],
+  "delivered": [the "body" of every record answered 2xx]} (empty lists for a
+  name never posted to); ``GET /_mock/hooks`` -> {NAME: number of attempts}.
+* ``POST /_mock/reset`` forgets every record (and so every fail= count).
+
+Exchange rates (thread-safe)
+----------------------------
+The gateway's worker GETs an exchange-rate document from a configurable URL;
+point it at ``http://127.0.0.1:PORT/_mock/rates``.
+
+* ``GET /_mock/rates`` -> 200 {"result": "success", "base_code": "USD",
+  "rates": {"USD": 1, "BRL": 5.25, "EUR": 0.92}} by default.
+* ``POST /_mock/rates`` with a JSON object (any Content-Type) REPLACES the
+  configuration (absent keys take their defaults) and answers {}.  Keys:
+  ``status`` (int 200-599, default 200; a non-2xx answers {"error": "mock
+  rates failure"} with that status), ``rates`` (object code -> number),
+  ``base_code`` (string), ``base`` (string: the document then carries
+  "base": VALUE instead of "base_code", as frankfurter.app does),
+  ``malformed`` (bool: answer 200 with the truncated body ``{"rates": ``,
+  whatever status says).  Unknown keys, wrong types, or a body that is not a
+  JSON object are a 400 and change nothing.
+* ``GET /_mock/rates/stats`` -> {"requests": number of GET /_mock/rates since
+  the start or the last reset}.
+* ``POST /_mock/reset`` restores the default document and zeroes the count.
 
 Statistics (thread-safe)
 ------------------------
@@ -1580,6 +1635,199 @@ class Stats:
 
 
 # --------------------------------------------------------------------------
+# Control endpoints: webhook sink and exchange rates
+# --------------------------------------------------------------------------
+
+HOOK_NAME = r"[A-Za-z0-9_.-]{1,64}"
+HOOK_PATH_RE = re.compile(rf"/_mock/hook/({HOOK_NAME})")
+HOOK_RECORDS_PATH_RE = re.compile(rf"/_mock/hooks/({HOOK_NAME})")
+HOOK_PARAMS: dict[str, tuple[int, int]] = {"fail": (0, 10**9), "status": (200, 599), "delay_ms": (0, 30_000)}
+DEFAULT_RATES: dict[str, Any] = {"USD": 1, "BRL": 5.25, "EUR": 0.92}
+MALFORMED_RATES = b'{"rates": '
+
+
+def control_error(status: int, message: str) -> Reply:
+    return json_reply(status, {"error": {"message": message}})
+
+
+def status_reply(status: int, value: Any) -> Reply:
+    """json_reply, except that 204 / 304 carry no body."""
+    if status in (204, 304):
+        return Reply(status, b"", None)
+    return json_reply(status, value)
+
+
+def is_json_content_type(value: str) -> bool:
+    return value.split(";")[0].strip().lower() == "application/json"
+
+
+def parse_int_params(query: str, allowed: dict[str, tuple[int, int]]) -> dict[str, int]:
+    """Integer query parameters NAME -> (lo, hi); ValueError for anything else."""
+    out: dict[str, int] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name not in allowed:
+            raise ValueError(f"unknown query parameter {name!r} (allowed: {', '.join(allowed)})")
+        lo, hi = allowed[name]
+        if not re.fullmatch(r"[0-9]+", value) or not lo <= int(value) <= hi:
+            raise ValueError(f"invalid value for {name}: {value!r} (expected an integer {lo}..{hi})")
+        out[name] = int(value)
+    return out
+
+
+class HookSink:
+    """Thread-safe record of every request to every webhook name."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._records: dict[str, list[dict[str, Any]]] = {}
+
+    def record(self, name: str, status_for: Callable[[int], int], body: Any, raw: str | None,
+               headers: dict[str, str]) -> dict[str, Any]:
+        """Append one attempt; status_for(n) decides its status from its attempt number."""
+        with self._lock:
+            records = self._records.setdefault(name, [])
+            n = len(records) + 1
+            rec: dict[str, Any] = {"n": n, "status": status_for(n), "body": body, "headers": headers,
+                                   "at": time.time()}
+            if raw is not None:
+                rec["raw"] = raw
+            records.append(rec)
+            return rec
+
+    def attempts(self, name: str) -> dict[str, Any]:
+        with self._lock:
+            records = list(self._records.get(name, ()))
+        return {"attempts": records,
+                "delivered": [rec["body"] for rec in records if 200 <= rec["status"] < 300]}
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return {name: len(records) for name, records in self._records.items()}
+
+    def reset(self) -> None:
+        with self._lock:
+            self._records.clear()
+
+
+def hook_delivery(ctx: RequestContext, name: str, hooks: HookSink) -> Reply:
+    """POST /_mock/hook/NAME: record the request, answer per fail= / status= / delay_ms=."""
+    error: tuple[int, str] | None = None
+    try:
+        params = parse_int_params(ctx.query, HOOK_PARAMS)
+    except ValueError as exc:
+        params, error = {}, (400, str(exc))
+    try:
+        body, raw = parse_json(ctx.raw_body), None
+    except ValueError:
+        body, raw = None, ctx.raw_body.decode("utf-8", "replace")
+    content_type = ctx.headers.get("content-type", "")
+    if error is None and not is_json_content_type(content_type):
+        error = (415, f"Content-Type must be application/json (got {content_type or 'none'!r})")
+    if error is None and raw is not None:
+        error = (400, "the request body must be a JSON value")
+
+    def status_for(n: int) -> int:
+        if error is not None:
+            return error[0]
+        if "status" in params:
+            return params["status"]
+        return 500 if n <= params.get("fail", 0) else 200
+
+    status = hooks.record(name, status_for, body, raw, dict(ctx.headers))["status"]
+    if error is not None:
+        reply = control_error(*error)
+    elif 200 <= status < 300:
+        reply = status_reply(status, {"ok": True})
+    else:
+        reply = status_reply(status, {"error": "mock webhook failure"})
+    reply.delay_ms = params.get("delay_ms", 0)
+    return reply
+
+
+def default_rates_config() -> dict[str, Any]:
+    return {"status": 200, "rates": dict(DEFAULT_RATES), "base_code": "USD", "base": None, "malformed": False}
+
+
+def parse_rates_config(raw: bytes) -> dict[str, Any]:
+    """The body of POST /_mock/rates as a complete configuration; ValueError if invalid."""
+    try:
+        body = parse_json(raw)
+    except ValueError as exc:
+        raise ValueError(f"invalid JSON body ({exc})") from None
+    if not isinstance(body, dict):
+        raise ValueError("the request body must be a JSON object")
+    config = default_rates_config()
+    for key, value in body.items():
+        if key == "status":
+            if not is_int(value) or not 200 <= value <= 599:
+                raise ValueError(f"status must be an integer 200..599 (got {value!r})")
+        elif key == "rates":
+            if not isinstance(value, dict) or not all(is_number(v) for v in value.values()):
+                raise ValueError("rates must be an object of currency code -> number")
+        elif key in ("base_code", "base"):
+            if not isinstance(value, str):
+                raise ValueError(f"{key} must be a string (got {value!r})")
+        elif key == "malformed":
+            if not isinstance(value, bool):
+                raise ValueError(f"malformed must be a boolean (got {value!r})")
+        else:
+            raise ValueError(f"unknown key {key!r} (allowed: status, rates, base_code, base, malformed)")
+        config[key] = value
+    return config
+
+
+class RatesDoc:
+    """Thread-safe exchange-rate document configuration and GET count."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._config = default_rates_config()
+        self._requests = 0
+
+    def configure(self, config: dict[str, Any]) -> None:
+        with self._lock:
+            self._config = config
+
+    def fetch(self, count: bool) -> dict[str, Any]:
+        """The current configuration (never mutated once stored); counts one GET if asked."""
+        with self._lock:
+            if count:
+                self._requests += 1
+            return self._config
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {"requests": self._requests}
+
+    def reset(self) -> None:
+        with self._lock:
+            self._config = default_rates_config()
+            self._requests = 0
+
+
+def rates_reply(config: dict[str, Any]) -> Reply:
+    if config["malformed"]:
+        return Reply(200, MALFORMED_RATES)
+    status = config["status"]
+    if not 200 <= status < 300:
+        return status_reply(status, {"error": "mock rates failure"})
+    if config["base"] is not None:
+        doc = {"result": "success", "base": config["base"], "rates": config["rates"]}
+    else:
+        doc = {"result": "success", "base_code": config["base_code"], "rates": config["rates"]}
+    return status_reply(status, doc)
+
+
+def rates_configure(ctx: RequestContext, rates: RatesDoc) -> Reply:
+    try:
+        config = parse_rates_config(ctx.raw_body)
+    except ValueError as exc:
+        return control_error(400, str(exc))
+    rates.configure(config)
+    return json_reply(200, {})
+
+
+# --------------------------------------------------------------------------
 # HTTP layer
 # --------------------------------------------------------------------------
 
@@ -1613,8 +1861,16 @@ class MockServer(ThreadingHTTPServer):
         self.api_key = api_key
         self.logger = logger
         self.stats = Stats()
+        self.hooks = HookSink()
+        self.rates = RatesDoc()
         self.tls = tls
         super().__init__(address, MockHandler)
+
+    def reset(self) -> None:
+        """POST /_mock/reset: statistics, webhook records, rates document."""
+        self.stats.reset()
+        self.hooks.reset()
+        self.rates.reset()
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         # TLS handshakes happen here, in the connection's own thread, so a
@@ -1723,7 +1979,11 @@ class MockHandler(BaseHTTPRequestHandler):
             return
         ctx = RequestContext(self.command, path, query, headers, raw, self.server.api_key)
         if path == "/_mock" or path.startswith("/_mock/"):
-            self._send_reply(self._control(ctx))
+            reply = self._control(ctx)
+            if reply.delay_ms and not self._pause(reply.delay_ms / 1000):
+                self.close_connection = True
+                return
+            self._send_reply(reply)
             return
         stats = self.server.stats
         ctx.conn_requests, ctx.seq = stats.record_request(self.conn, ctx.summary())
@@ -1738,18 +1998,36 @@ class MockHandler(BaseHTTPRequestHandler):
         finally:
             stats.request_finished()
 
-    def _control(self, ctx: RequestContext) -> Reply:
-        stats = self.server.stats
-        routes: dict[str, tuple[str, Callable[[], Reply]]] = {
-            "/_mock/stats": ("GET", lambda: json_reply(200, stats.snapshot())),
-            "/_mock/reset": ("POST", lambda: (stats.reset(), json_reply(200, {}))[1]),
+    def _control_route(self, ctx: RequestContext) -> dict[str, Callable[[], Reply]] | None:
+        """The actions (by method) of a /_mock/* path, None if there is no such path."""
+        server, stats, hooks, rates = self.server, self.server.stats, self.server.hooks, self.server.rates
+        routes: dict[str, dict[str, Callable[[], Reply]]] = {
+            "/_mock/stats": {"GET": lambda: json_reply(200, stats.snapshot())},
+            "/_mock/reset": {"POST": lambda: (server.reset(), json_reply(200, {}))[1]},
+            "/_mock/hooks": {"GET": lambda: json_reply(200, hooks.counts())},
+            "/_mock/rates": {"GET": lambda: rates_reply(rates.fetch(count=ctx.method == "GET")),
+                             "POST": lambda: rates_configure(ctx, rates)},
+            "/_mock/rates/stats": {"GET": lambda: json_reply(200, rates.snapshot())},
         }
-        if ctx.path not in routes:
+        if ctx.path in routes:
+            return routes[ctx.path]
+        m = HOOK_PATH_RE.fullmatch(ctx.path)
+        if m:
+            return {"POST": lambda: hook_delivery(ctx, m.group(1), hooks)}
+        m = HOOK_RECORDS_PATH_RE.fullmatch(ctx.path)
+        if m:
+            return {"GET": lambda: json_reply(200, hooks.attempts(m.group(1)))}
+        return None
+
+    def _control(self, ctx: RequestContext) -> Reply:
+        actions = self._control_route(ctx)
+        if actions is None:
             return not_found_reply(ctx)
-        method, action = routes[ctx.path]
-        if ctx.method != method and not (method == "GET" and ctx.method == "HEAD"):
-            return json_reply(405, {"error": {"message": f"use {method}"}}, headers=[("Allow", method)])
-        return action()
+        method = "GET" if ctx.method == "HEAD" else ctx.method
+        if method not in actions:
+            allowed = " or ".join(actions)
+            return json_reply(405, {"error": {"message": f"use {allowed}"}}, headers=[("Allow", ", ".join(actions))])
+        return actions[method]()
 
     # -- request body -------------------------------------------------------
     def _read_body(self, headers: dict[str, str]) -> bytes | None:

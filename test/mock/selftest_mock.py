@@ -759,6 +759,184 @@ def test_process(c: Client) -> None:
     check("GET /_mock/reset is 405", r.status == 405, r)
 
 
+def check_not_counted(c: Client, what: str) -> None:
+    s = c.stats()
+    check(f"{what}: not counted in /_mock/stats", s["requests"] == 0 and s["connections"] == 0
+          and s["last_request"] is None, s)
+
+
+def test_webhooks(c: Client) -> None:
+    c.reset()
+
+    def hook(name: str, body: Any = None, **kw: Any) -> Resp:
+        return request(c.port, "POST", f"/_mock/hook/{name}", body, kw.pop("headers", None), **kw)
+
+    def records(name: str) -> dict[str, Any]:
+        r = request(c.port, "GET", f"/_mock/hooks/{name}", content_type=None)
+        check(f"GET /_mock/hooks/{name} 200", r.status == 200, r)
+        return r.json
+
+    # fail=N: the first N requests to a name fail, later ones succeed.
+    start = time.time()
+    got = [hook("alerts.prod-1?fail=2", {"alert": i}, headers={"X-Signature": f"sig-{i}"}) for i in (1, 2, 3)]
+    check("fail=2: 500, 500, 200", [r.status for r in got] == [500, 500, 200], got)
+    check("fail body", got[0].json == {"error": "mock webhook failure"}
+          and got[0].headers["content-type"] == "application/json", got[0])
+    check("success body", got[2].json == {"ok": True}, got[2])
+    h = records("alerts.prod-1")
+    att = h["attempts"]
+    check("attempts recorded in order", [a["n"] for a in att] == [1, 2, 3]
+          and [a["status"] for a in att] == [500, 500, 200]
+          and [a["body"] for a in att] == [{"alert": 1}, {"alert": 2}, {"alert": 3}], att)
+    check("attempt record keys", all(set(a) == {"n", "status", "body", "headers", "at"} for a in att), att)
+    check("attempt headers lower-case, unmasked", [a["headers"]["x-signature"] for a in att]
+          == ["sig-1", "sig-2", "sig-3"] and att[0]["headers"]["content-type"] == "application/json"
+          and all(k == k.lower() for k in att[0]["headers"]), att[0])
+    check("attempt times", all(isinstance(a["at"], float) for a in att)
+          and start - 1 <= att[0]["at"] <= att[1]["at"] <= att[2]["at"] <= time.time() + 1, att)
+    check("delivered = bodies answered 2xx", h["delivered"] == [{"alert": 3}], h)
+    r = hook("alerts.prod-1?fail=2", {"alert": 4})
+    check("fail count is per name since reset (4th request succeeds)", r.status == 200, r)
+    r = hook("other_hook?fail=1", {"x": 1})
+    check("another name has its own fail count", r.status == 500, r)
+    r = hook("other_hook", {"x": 2})
+    check("no fail= succeeds", r.status == 200 and r.json == {"ok": True}, r)
+
+    # status= overrides fail.
+    r = hook("st?status=503", {"s": 1})
+    check("status=503", r.status == 503 and r.json == {"error": "mock webhook failure"}, r)
+    r = hook("st?status=202&fail=5", {"s": 2})
+    check("status=202 overrides fail", r.status == 202 and r.json == {"ok": True}, r)
+    r = hook("st?status=204", {"s": 3})
+    check("status=204 empty body", r.status == 204 and r.raw == b"", r)
+    r = hook("st?fail=0&status=410", {"s": 4})
+    check("status=410", r.status == 410 and r.json == {"error": "mock webhook failure"}, r)
+    h = records("st")
+    check("status= recorded", [a["status"] for a in h["attempts"]] == [503, 202, 204, 410]
+          and h["delivered"] == [{"s": 2}, {"s": 3}], h)
+
+    # Content-Type and body checks; rejected requests are recorded too.
+    r = hook("ct", {"a": 1}, content_type="text/plain")
+    check("text/plain is 415", r.status == 415 and "application/json" in r.json["error"]["message"], r)
+    r = hook("ct", raw_body=b'{"a": 2}', content_type=None)
+    check("no Content-Type is 415", r.status == 415, r)
+    r = hook("ct", {"a": 3}, content_type="application/json; charset=utf-8")
+    check("Content-Type parameters allowed", r.status == 200, r)
+    r = hook("ct", raw_body=b"not json {")
+    check("invalid JSON body is 400", r.status == 400 and "error" in r.json, r)
+    r = hook("ct", raw_body=b'"just a string"')
+    check("any JSON value is accepted", r.status == 200, r)
+    r = hook("ct", raw_body=b"")
+    check("empty body is 400", r.status == 400, r)
+    h = records("ct")
+    att = h["attempts"]
+    check("rejected requests recorded", [a["status"] for a in att] == [415, 415, 200, 400, 200, 400]
+          and [a["body"] for a in att] == [{"a": 1}, {"a": 2}, {"a": 3}, None, "just a string", None], att)
+    check("invalid body recorded raw", att[3]["raw"] == "not json {" and att[5]["raw"] == ""
+          and "raw" not in att[0] and att[0]["headers"]["content-type"] == "text/plain", att)
+    check("415 / 400 not delivered", h["delivered"] == [{"a": 3}, "just a string"], h)
+
+    # Parameters.
+    for query in ("?fail=x", "?fail=-1", "?status=199", "?status=600", "?delay_ms=30001", "?bogus=1"):
+        r = hook(f"params{query}", {"q": query})
+        check(f"bad parameter {query} is 400", r.status == 400 and "error" in r.json, r)
+    start = time.monotonic()
+    r = hook("slow?delay_ms=300", {"d": 1})
+    check("delay_ms=300", r.status == 200 and time.monotonic() - start >= 0.3, r)
+    for path in ("/_mock/hook/" + "a" * 65, "/_mock/hook/a%20b", "/_mock/hook/", "/_mock/hook/a/b",
+                 "/_mock/hooks/a/b"):
+        r = request(c.port, "POST" if "hook/" in path else "GET", path, {"p": 1})
+        check(f"bad hook name {path[:30]} is 404", r.status == 404, r)
+    r = request(c.port, "POST", "/_mock/hook/" + "a" * 64, {"p": 1})
+    check("64-character name", r.status == 200, r)
+    r = request(c.port, "GET", "/_mock/hook/alerts.prod-1", content_type=None)
+    check("GET on a hook is 405", r.status == 405 and r.headers.get("allow") == "POST", r)
+    r = request(c.port, "POST", "/_mock/hooks/alerts.prod-1", {"p": 1})
+    check("POST on hook records is 405", r.status == 405, r)
+    check("unknown name: empty lists", records("never-posted") == {"attempts": [], "delivered": []})
+
+    r = request(c.port, "GET", "/_mock/hooks", content_type=None)
+    check("GET /_mock/hooks lists attempt counts", r.status == 200 and r.json == {
+        "alerts.prod-1": 4, "other_hook": 2, "st": 4, "ct": 6, "params": 6, "slow": 1, "a" * 64: 1}, r)
+    check_not_counted(c, "webhook requests")
+
+    c.reset()
+    r = request(c.port, "GET", "/_mock/hooks", content_type=None)
+    check("reset clears /_mock/hooks", r.status == 200 and r.json == {}, r)
+    check("reset clears records", records("alerts.prod-1") == {"attempts": [], "delivered": []})
+    r = hook("alerts.prod-1?fail=1", {"again": 1})
+    check("reset restarts fail counts", r.status == 500 and records("alerts.prod-1")["attempts"][0]["n"] == 1, r)
+    c.reset()
+
+
+def test_rates(c: Client) -> None:
+    c.reset()
+    default = {"result": "success", "base_code": "USD", "rates": {"USD": 1, "BRL": 5.25, "EUR": 0.92}}
+    gets = 0
+
+    def get() -> Resp:
+        nonlocal gets
+        gets += 1
+        return request(c.port, "GET", "/_mock/rates", content_type=None)
+
+    def configure(body: Any = None, **kw: Any) -> Resp:
+        return request(c.port, "POST", "/_mock/rates", body, **kw)
+
+    def count() -> int:
+        return request(c.port, "GET", "/_mock/rates/stats", content_type=None).json["requests"]
+
+    check("rates count 0 after reset", count() == 0)
+    r = get()
+    check("default rates document", r.status == 200 and r.json == default
+          and r.headers["content-type"] == "application/json", r)
+    r = configure({"status": 503})
+    check("POST /_mock/rates answers {}", r.status == 200 and r.json == {}, r)
+    r = get()
+    check("status 503", r.status == 503 and r.json == {"error": "mock rates failure"}, r)
+    r = configure({"rates": {"USD": 1, "JPY": 150.5, "GBP": 0.79}, "base_code": "USD"})
+    r = get()
+    check("custom rates (a POST replaces the whole configuration)", r.status == 200 and r.json == {
+        "result": "success", "base_code": "USD", "rates": {"USD": 1, "JPY": 150.5, "GBP": 0.79}}, r)
+    configure({"base_code": "EUR", "rates": {"EUR": 1}})
+    r = get()
+    check("custom base_code", r.json == {"result": "success", "base_code": "EUR", "rates": {"EUR": 1}}, r)
+    configure({"base": "EUR", "rates": {"EUR": 1, "USD": 1.08}})
+    r = get()
+    check("base key instead of base_code (frankfurter style)", r.status == 200 and r.json == {
+        "result": "success", "base": "EUR", "rates": {"EUR": 1, "USD": 1.08}}, r)
+    r = configure(raw_body=b'{"malformed": true, "status": 500}', content_type=None)
+    check("POST /_mock/rates without Content-Type", r.status == 200 and r.json == {}, r)
+    r = get()
+    check("malformed: 200 with truncated JSON", r.status == 200 and r.raw == b'{"rates": ', r)
+    for bad in ({"foo": 1}, {"status": 700}, {"status": 199}, {"status": "503"}, {"status": True},
+                {"rates": {"USD": "1"}}, {"rates": [1]}, {"rates": {"USD": True}}, {"base_code": 1},
+                {"base": None}, {"malformed": 1}, [1], "x"):
+        r = configure(bad)
+        check(f"bad rates config {bad!r} is 400", r.status == 400 and "error" in r.json, r)
+    for raw in (b"nope", b""):
+        r = configure(raw_body=raw)
+        check(f"bad rates body {raw!r} is 400", r.status == 400, r)
+    r = get()
+    check("a rejected POST changes nothing", r.raw == b'{"rates": ', r)
+    r = request(c.port, "HEAD", "/_mock/rates", content_type=None)
+    check("HEAD /_mock/rates", r.status == 200 and r.raw == b"", r)
+    r = request(c.port, "PUT", "/_mock/rates", {"status": 200})
+    check("PUT /_mock/rates is 405", r.status == 405 and r.headers.get("allow") == "GET, POST", r)
+    r = request(c.port, "POST", "/_mock/rates/stats", {})
+    check("POST /_mock/rates/stats is 405", r.status == 405, r)
+    r = request(c.port, "GET", "/_mock/rates/nope", content_type=None)
+    check("unknown /_mock path is 404", r.status == 404, r)
+    check("rates stats counts the GETs only", count() == gets, (count(), gets))
+    check_not_counted(c, "rates requests")
+
+    c.reset()
+    check("reset zeroes the rates count", count() == 0)
+    r = get()
+    check("reset restores the default document", r.status == 200 and r.json == default, r)
+    check("rates count after reset", count() == 1)
+    check_not_counted(c, "rates requests after reset")
+
+
 def test_shutdown_with_busy_connections() -> None:
     """SIGINT/SIGTERM exit 0 promptly even with idle keep-alive and in-flight slow requests."""
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -819,7 +997,8 @@ def main() -> int:
         for test in (test_success_shapes, test_max_tokens, test_openai_validation, test_azure_validation,
                      test_anthropic_validation, test_gemini_validation, test_routing, test_error_directives,
                      test_body_directives, test_usage_directives, test_echo, test_path_directives, test_keepalive_and_stats,
-                     test_transport_directives, test_expect_continue, test_process):
+                     test_transport_directives, test_expect_continue, test_process, test_webhooks,
+                     test_rates):
             test(client)
     except CheckFailed as exc:
         print(exc, file=sys.stderr)

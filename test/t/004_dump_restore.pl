@@ -15,9 +15,15 @@ $node->safe_psql('postgres', q{
 	SELECT llm_model_set('openai/gpt-4o-mini', 'openai', '{"input_usd_per_mtok": 0.2}');
 	SELECT llm_model_set('acme/custom', 'openai', '{"upstream_model": "gpt-4o-mini",
 		"input_usd_per_mtok": 1, "output_usd_per_mtok": 2}');
-	SELECT llm_tenant_set('globex', '{"members": ["public"], "plan": "pro"}');
+	SELECT llm_plan_set('pro', '{"rpm": 600, "budgets": [{"amount": 100}]}');
+	SELECT llm_tenant_set('globex', '{"members": ["public"], "plan": "pro", "currency": "BRL"}');
+	SELECT llm_exchange_rate_set('BRL', 5.4);
+	SELECT llm_agent_set('globex', 'lobo', '{"name": "Lobo", "daily_limit": 5}');
+	SELECT llm_budget_set('globex', 1, 'requests', 'monthly',
+		'{"at_limit": "allow", "thresholds": [0.5]}');
 	SELECT llm_chat('acme', 'openai/gpt-4o-mini', 'before the dump');
 	SELECT llm_chat('globex', 'acme/custom', 'before the dump too');
+	SELECT llm_maintenance();
 });
 
 my $dump = $node->basedir . '/dump.sql';
@@ -35,9 +41,17 @@ my $q = q{
 	       (SELECT count(*) FROM llm_gateway.tenants) || ' ' ||
 	       (SELECT count(*) FROM llm_gateway.tenant_members) || ' ' ||
 	       (SELECT count(*) FROM llm_gateway.usage) || ' ' ||
-	       (SELECT sum(cost_usd) FROM llm_gateway.usage)};
+	       (SELECT sum(cost_usd) FROM llm_gateway.usage) || ' ' ||
+	       (SELECT sum(cost_local) FROM llm_gateway.usage) || ' ' ||
+	       (SELECT count(*) FROM llm_gateway.plans) || ' ' ||
+	       (SELECT count(*) FROM llm_gateway.agents) || ' ' ||
+	       (SELECT string_agg(unit || period, ',' ORDER BY id) FROM llm_gateway.budgets) || ' ' ||
+	       (SELECT count(*) FROM llm_gateway.exchange_rates) || ' ' ||
+	       (SELECT string_agg(type, ',' ORDER BY id) FROM llm_gateway.alerts)};
 is($node->safe_psql('restored', $q), $node->safe_psql('postgres', $q),
-	'configuration, registry and ledger are identical after the restore');
+	'configuration, registry, ledger, plans, agents, budgets, rates and alerts are identical after the restore');
+like($node->safe_psql('postgres', $q), qr/ 1 1 usdmonthly,usddaily,requestsmonthly 1 budget_warning,budget_exceeded$/,
+	'the dumped database had every kind of row');
 is($node->safe_psql('restored',
 	q{SELECT input_usd_per_mtok FROM llm_gateway.deployments WHERE model = 'openai/gpt-4o-mini'}),
 	'0.2', 'the price correction survives and still shadows the builtin row');

@@ -1,0 +1,677 @@
+/*
+ * account.c — a call's admission against its tenant's and agent's quotas
+ * and budgets, and the settlement of what it spent.
+ *
+ * Admission is one atomic check-and-reserve under LgShared.account_lock:
+ * the tenant is not suspended, no per-minute or concurrency quota is at its
+ * limit, and for every budget spent + reserved + estimate <= limit, where
+ * the estimate is the worst case of the call on any of its candidate
+ * deployments (the prompt estimated from its length, and max_tokens — or
+ * the model's output cap — at the output price).  Only then is anything
+ * taken: one request and the token estimate in each quota window, the
+ * estimate reserved on each budget.  A budget that does not fit decides by
+ * its at_limit: block refuses the call, allow lets it through flagged
+ * over_budget, downgrade sends it to the budget's downgrade model (the
+ * caller plans again and admits with downgraded = true).
+ *
+ * Each attempt then settles its real cost; an attempt after the first tops
+ * the reservation up to its own worst case first (with the same check).
+ * The end of the call gives back what is left.  An error or cancel ends the
+ * call too (lg_account_abort, from the caller's PG_CATCH), and so do the
+ * transaction-abort and backend-exit callbacks for anything still held: an
+ * attempt cut short in flight is settled at its prompt's cost, as the ledger
+ * will record it (spend.c).  The caller's transaction never holds a row
+ * lock for any of this.
+ *
+ * Alerts for the thresholds a settlement crossed are queued after the lock
+ * is released (alerts.c); one that cannot be queued is retried by the next
+ * settlement.
+ */
+#include "account.h"
+#include "shmem.h"
+
+#include "access/xact.h"
+#include "storage/ipc.h"
+
+#define MAX_ACTIVE         8
+#define MAX_PENDING        32
+#define UNKNOWN_OUTPUT_CAP 16384 /* output tokens when nothing caps them */
+
+typedef enum RefusalKind
+{
+	REFUSE_NONE,
+	REFUSE_SUSPENDED,
+	REFUSE_RATE,
+	REFUSE_DAILY,
+	REFUSE_BUDGET,
+	REFUSE_DOWNGRADE,
+	REFUSE_MEMORY
+} RefusalKind;
+
+typedef struct Refusal
+{
+	RefusalKind kind;
+	int         index; /* the budget or rate quota */
+	const char *what;  /* a rate quota's limit */
+	int         retry_after_s;
+	int64       spent;
+	int64       reserved;
+	TimestampTz until;
+	bool        alert;
+} Refusal;
+
+typedef struct PendingAlert
+{
+	int         budget;
+	int32       threshold;
+	int64       used;
+	bool        suspend;
+	TimestampTz until;
+} PendingAlert;
+
+static LgAccount *active[MAX_ACTIVE];
+static int        nactive = 0;
+static bool       callbacks_registered = false;
+
+/* ---- estimates ---- */
+
+static int64
+output_worst(const LgRequest *req, const LgDeployment *dep)
+{
+	if (req->opt.max_tokens > 0)
+		return req->opt.max_tokens;
+	return dep->max_output_tokens > 0 ? dep->max_output_tokens
+									  : UNKNOWN_OUTPUT_CAP;
+}
+
+/* The most the call can add to budget b on deployment dep. */
+static int64
+estimate_on(const LgAccount *acct, const LgBudget *b, const LgDeployment *dep)
+{
+	LgUsage u = {0};
+
+	if (b->unit == LG_UNIT_REQUESTS)
+		return 1;
+	u.input_tokens = acct->prompt_tokens;
+	u.output_tokens = output_worst(acct->req, dep);
+	return lg_budget_measure(b, &u, lg_cost_picousd(&u, &dep->price));
+}
+
+static void
+estimate_worst(LgAccount *acct, const LgPlan *plan, int64 *tokens)
+{
+	LgLimits *lim = acct->limits;
+
+	*tokens = 0;
+	for (int c = 0; c < plan->ncands; c++)
+		*tokens = Max(*tokens,
+					  acct->prompt_tokens +
+						  output_worst(acct->req, &plan->cands[c]));
+	for (int i = 0; i < lim->nbudgets; i++)
+	{
+		LgBudget *b = &lim->budgets[i];
+
+		b->estimate = 0;
+		b->held = 0;
+		for (int c = 0; c < plan->ncands; c++)
+			b->estimate =
+				Max(b->estimate, estimate_on(acct, b, &plan->cands[c]));
+	}
+}
+
+/* ---- tracking for the abort and exit callbacks ---- */
+
+static void
+release_at_exit(pg_attribute_unused() int   code,
+				pg_attribute_unused() Datum arg)
+{
+	while (nactive > 0)
+		lg_account_abort(active[nactive - 1]);
+}
+
+static void
+release_at_abort(XactEvent event, pg_attribute_unused() void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		release_at_exit(0, (Datum) 0);
+}
+
+static void
+track(LgAccount *acct)
+{
+	if (!callbacks_registered)
+	{
+		before_shmem_exit(release_at_exit, (Datum) 0);
+		RegisterXactCallback(release_at_abort, NULL);
+		callbacks_registered = true;
+	}
+	if (nactive < MAX_ACTIVE)
+		active[nactive++] = acct;
+	acct->active = true;
+}
+
+static void
+untrack(LgAccount *acct)
+{
+	acct->active = false;
+	for (int i = 0; i < nactive; i++)
+		if (active[i] == acct)
+		{
+			active[i] = active[--nactive];
+			return;
+		}
+}
+
+/* ---- admission (account_lock held) ---- */
+
+/* A rate_limited alert for a daily quota, throttled like the others. */
+static bool
+rate_alert_due(const LgLimits *lim, const char *agent)
+{
+	LgRateQuota q;
+
+	memset(&q, 0, sizeof(q));
+	q.agent = agent;
+	return lg_quota_alert_due(&q, lim->tenant);
+}
+
+static bool
+check_suspension(LgAccount *acct, Refusal *r)
+{
+	LgLimits *lim = acct->limits;
+
+	for (int i = 0; i < lim->nbudgets; i++)
+	{
+		LgBudget      *b = &lim->budgets[i];
+		LgBudgetState *s;
+		int64          spent;
+		int64          reserved;
+
+		if (b->agent != NULL || b->id < 0)
+			continue;
+		if ((s = lg_budget_state(lim->tenant, b)) == NULL)
+			continue;
+		if (lg_budget_suspended(s, lim->lifted_at))
+		{
+			r->kind = REFUSE_SUSPENDED;
+			r->index = i;
+			lg_budget_state_values(s, &spent, &reserved, &r->until);
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool
+check_rates(LgAccount *acct, int64 tokens, Refusal *r)
+{
+	LgLimits *lim = acct->limits;
+
+	for (int i = 0; i < lim->nrates; i++)
+	{
+		LgRateQuota *q = &lim->rates[i];
+		const char  *why =
+			lg_quota_refusal(q, lim->tenant, tokens, &r->retry_after_s);
+
+		if (why != NULL)
+		{
+			r->kind = REFUSE_RATE;
+			r->index = i;
+			r->what = why;
+			r->alert = lg_quota_alert_due(q, lim->tenant);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Budgets: block (or a second downgrade) refuses, downgrade redirects. */
+static bool
+check_budgets(LgAccount *acct, bool downgraded, Refusal *r)
+{
+	LgLimits *lim = acct->limits;
+	int       downgrade = -1;
+
+	for (int i = 0; i < lim->nbudgets; i++)
+	{
+		LgBudget      *b = &lim->budgets[i];
+		LgBudgetState *s = lg_budget_state(lim->tenant, b);
+		TimestampTz    until;
+
+		if (s == NULL)
+		{
+			r->kind = REFUSE_MEMORY;
+			return true;
+		}
+		if (lg_budget_fits(s, b, b->estimate))
+			continue;
+		if (b->at_limit == LG_AT_LIMIT_ALLOW)
+		{
+			acct->over_budget = true;
+			continue;
+		}
+		if (b->at_limit == LG_AT_LIMIT_DOWNGRADE && !downgraded)
+		{
+			downgrade = downgrade < 0 ? i : downgrade;
+			continue;
+		}
+		r->kind = b->id < 0 ? REFUSE_DAILY : REFUSE_BUDGET;
+		r->index = i;
+		lg_budget_state_values(s, &r->spent, &r->reserved, &until);
+		r->alert = b->id < 0 && rate_alert_due(lim, b->agent);
+		return true;
+	}
+	if (downgrade < 0)
+		return false;
+	r->kind = REFUSE_DOWNGRADE;
+	r->index = downgrade;
+	return true;
+}
+
+static void
+take(LgAccount *acct, int64 tokens)
+{
+	LgLimits *lim = acct->limits;
+
+	for (int i = 0; i < lim->nrates; i++)
+		lg_quota_take(&lim->rates[i], lim->tenant, tokens);
+	for (int i = 0; i < lim->nbudgets; i++)
+	{
+		LgBudget *b = &lim->budgets[i];
+
+		lg_budget_hold(lg_budget_state(lim->tenant, b), b, b->estimate);
+	}
+	acct->tokens_estimate = tokens;
+}
+
+/* ---- refusals (no lock held) ---- */
+
+void
+lg_raise_suspended(const char *tenant, TimestampTz until, const char *reason)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_LG_TENANT_SUSPENDED),
+			 errmsg("tenant \"%s\" is suspended", tenant),
+			 until == DT_NOEND
+				 ? errdetail("%s; the suspension holds until an administrator "
+							 "lifts it.",
+							 reason)
+				 : errdetail("%s; the suspension ends at %s.",
+							 reason,
+							 timestamptz_to_str(until)),
+			 errhint("An administrator can lift it with "
+					 "llm_tenant_set('%s', '{\"suspended\": false}').",
+					 tenant)));
+}
+
+static const char *
+who(const LgLimits *lim, const char *agent)
+{
+	return agent
+			   ? psprintf("agent \"%s\" of tenant \"%s\"", agent, lim->tenant)
+			   : psprintf("tenant \"%s\"", lim->tenant);
+}
+
+static const char *
+period_word(LgPeriod p)
+{
+	return p == LG_PERIOD_DAILY    ? "daily"
+		   : p == LG_PERIOD_WEEKLY ? "weekly"
+								   : "monthly";
+}
+
+static void
+refuse(LgAccount *acct, const Refusal *r)
+{
+	LgLimits       *lim = acct->limits;
+	const LgBudget *b = r->kind == REFUSE_RATE || r->kind == REFUSE_MEMORY
+							? NULL
+							: &lim->budgets[r->index];
+
+	switch (r->kind)
+	{
+		case REFUSE_SUSPENDED:
+			lg_raise_suspended(lim->tenant,
+							   r->until,
+							   psprintf("its %s %s budget was used up",
+										period_word(b->period),
+										b->unit_name));
+			break;
+		case REFUSE_RATE:
+			if (r->alert)
+				lg_alert_rate_limited(lim->tenant,
+									  lim->rates[r->index].agent,
+									  r->what);
+			ereport(ERROR,
+					(errcode(ERRCODE_LG_RATE_LIMITED),
+					 errmsg("rate limit exceeded for %s: %s",
+							who(lim, lim->rates[r->index].agent),
+							r->what),
+					 r->retry_after_s >= 0
+						 ? errdetail("Retry after %d s.", r->retry_after_s)
+						 : errdetail("This call can never fit: lower "
+									 "max_tokens or the prompt."),
+					 errhint("An administrator sets the limits with "
+							 "llm_tenant_set(), "
+							 "llm_agent_set() or the tenant's plan.")));
+			break;
+		case REFUSE_DAILY:
+			if (r->alert)
+				lg_alert_rate_limited(lim->tenant,
+									  b->agent,
+									  psprintf(INT64_FORMAT " %s per day",
+											   b->limit,
+											   b->unit_name));
+			ereport(ERROR,
+					(errcode(ERRCODE_LG_RATE_LIMITED),
+					 errmsg("daily limit exceeded for %s: " INT64_FORMAT
+							" %s per day",
+							who(lim, b->agent),
+							b->limit,
+							b->unit_name),
+					 errdetail("Used " INT64_FORMAT ", " INT64_FORMAT
+							   " held by calls in flight. Retry after %d s, "
+							   "when the day ends at %s.",
+							   r->spent,
+							   r->reserved,
+							   (int) Max((b->period_end -
+										  GetCurrentTimestamp()) /
+											 USECS_PER_SEC,
+										 1),
+							   timestamptz_to_str(b->period_end)),
+					 errhint("An administrator sets rpd and tpd with "
+							 "llm_tenant_set(), "
+							 "llm_agent_set() or the tenant's plan.")));
+			break;
+		case REFUSE_BUDGET:
+			ereport(ERROR,
+					(errcode(ERRCODE_LG_BUDGET_EXCEEDED),
+					 errmsg("%s budget of %s exceeded: %s used of %s",
+							period_word(b->period),
+							who(lim, b->agent),
+							lg_budget_format(b, r->spent),
+							lg_budget_format(b, b->limit)),
+					 errdetail("Used %s, %s held by calls in flight, and this "
+							   "call may cost up "
+							   "to %s. The period resets at %s.",
+							   lg_budget_format(b, r->spent),
+							   lg_budget_format(b, r->reserved),
+							   lg_budget_format(b, b->estimate),
+							   timestamptz_to_str(b->period_end)),
+					 errhint("An administrator can raise it with "
+							 "llm_budget_set(); a lower "
+							 "max_tokens lowers what a call may cost.")));
+			break;
+		case REFUSE_MEMORY:
+			ereport(
+				ERROR,
+				(errcode(ERRCODE_LG_ACCOUNT_MEM_FULL),
+				 errmsg(
+					 "too many budgets and quotas in use to track them all"),
+				 errhint(
+					 "Raise llm_gateway.max_tenants (a restart is needed).")));
+			break;
+		default:
+			break;
+	}
+}
+
+LgAdmitResult
+lg_account_admit(LgAccount       *acct,
+				 LgLimits        *limits,
+				 const LgRequest *req,
+				 const LgPlan    *plan,
+				 bool             downgraded)
+{
+	Refusal r;
+	int64   tokens;
+
+	memset(acct, 0, sizeof(*acct));
+	memset(&r, 0, sizeof(r));
+	acct->limits = limits;
+	acct->req = req;
+	acct->prompt_tokens = lg_prompt_estimate(req);
+	acct->downgraded = downgraded;
+	estimate_worst(acct, plan, &tokens);
+
+	LWLockAcquire(lg_shared->account_lock, LW_EXCLUSIVE);
+	if (!check_suspension(acct, &r) && !check_rates(acct, tokens, &r) &&
+		!check_budgets(acct, downgraded, &r))
+		take(acct, tokens);
+	LWLockRelease(lg_shared->account_lock);
+
+	if (r.kind == REFUSE_DOWNGRADE)
+	{
+		acct->downgrade_to = limits->budgets[r.index].downgrade_model;
+		return LG_ADMIT_DOWNGRADE;
+	}
+	if (r.kind != REFUSE_NONE)
+		refuse(acct, &r);
+	track(acct);
+	return LG_ADMIT_OK;
+}
+
+const char *
+lg_account_downgrade_model(const LgAccount *acct)
+{
+	return acct->downgrade_to;
+}
+
+/* ---- settlement ---- */
+
+/* Thresholds crossed by budget i, as alerts to queue (account_lock held). */
+static int
+collect_crossed(
+	LgAccount *acct, int i, LgBudgetState *s, PendingAlert *p, int n)
+{
+	LgBudget   *b = &acct->limits->budgets[i];
+	int32       crossed[LG_MAX_THRESHOLDS];
+	bool        suspend;
+	int         k;
+	int64       spent;
+	int64       reserved;
+	TimestampTz until;
+
+	if (b->id < 0)
+		return n; /* daily quotas have no thresholds */
+	k = lg_budget_crossed(s, b, crossed, &suspend);
+	lg_budget_state_values(s, &spent, &reserved, &until);
+	for (int j = 0; j < k; j++)
+	{
+		if (n == MAX_PENDING)
+		{
+			lg_budget_unfire(s, crossed[j]);
+			continue;
+		}
+		p[n].budget = i;
+		p[n].threshold = crossed[j];
+		p[n].used = spent;
+		p[n].suspend = suspend && crossed[j] >= LG_THRESHOLD_ONE;
+		p[n].until = until;
+		n++;
+	}
+	return n;
+}
+
+/* Queue the alerts (no lock held); un-fire the ones the queue refused. */
+static void
+queue_alerts(LgAccount *acct, const PendingAlert *p, int n)
+{
+	LgLimits *lim = acct->limits;
+
+	for (int j = 0; j < n; j++)
+	{
+		LgBudget *b = &lim->budgets[p[j].budget];
+
+		if (lg_alert_budget(lim->tenant,
+							b,
+							p[j].threshold,
+							p[j].used,
+							p[j].suspend,
+							p[j].until))
+			continue;
+		LWLockAcquire(lg_shared->account_lock, LW_EXCLUSIVE);
+		lg_budget_unfire(lg_budget_state(lim->tenant, b), p[j].threshold);
+		LWLockRelease(lg_shared->account_lock);
+	}
+}
+
+/*
+ * Add what was spent to every budget (the amounts in each budget's unit,
+ * from a usage, a cost and a number of requests) and queue the alerts.
+ */
+static void
+settle(LgAccount     *acct,
+	   const LgUsage *usage,
+	   int64          cost,
+	   int            requests,
+	   bool           release)
+{
+	LgLimits    *lim = acct->limits;
+	PendingAlert pending[MAX_PENDING];
+	int          n = 0;
+
+	LWLockAcquire(lg_shared->account_lock, LW_EXCLUSIVE);
+	for (int i = 0; i < lim->nbudgets; i++)
+	{
+		LgBudget      *b = &lim->budgets[i];
+		LgBudgetState *s = lg_budget_state(lim->tenant, b);
+
+		if (s == NULL)
+			continue;
+		lg_budget_settle(s,
+						 b,
+						 b->unit == LG_UNIT_REQUESTS
+							 ? requests
+							 : lg_budget_measure(b, usage, cost));
+		n = collect_crossed(acct, i, s, pending, n);
+		if (release)
+			lg_budget_release(s, b);
+	}
+	if (release)
+		for (int i = 0; i < lim->nrates; i++)
+			lg_quota_give_back(&lim->rates[i], lim->tenant, acct->tokens_used);
+	LWLockRelease(lg_shared->account_lock);
+	queue_alerts(acct, pending, n);
+}
+
+/*
+ * Before an attempt: the reservation tops up to this deployment's worst
+ * case.  The first attempt has it already; later ones need the room again.
+ */
+bool
+lg_account_attempt_begin(LgAccount          *acct,
+						 const LgDeployment *dep,
+						 const char        **why)
+{
+	LgLimits *lim;
+	bool      fits = true;
+
+	if (acct == NULL)
+		return true;
+	lim = acct->limits;
+	for (int i = 0; i < lim->nbudgets; i++)
+		lim->budgets[i].estimate = estimate_on(acct, &lim->budgets[i], dep);
+	LWLockAcquire(lg_shared->account_lock, LW_EXCLUSIVE);
+	for (int i = 0; i < lim->nbudgets && fits; i++)
+	{
+		LgBudget      *b = &lim->budgets[i];
+		LgBudgetState *s = lg_budget_state(lim->tenant, b);
+		int64          extra = b->estimate - b->held;
+
+		if (s == NULL || extra <= 0 || lg_budget_fits(s, b, extra))
+			continue;
+		if (b->at_limit == LG_AT_LIMIT_ALLOW)
+			acct->over_budget = true;
+		else
+		{
+			fits = false;
+			*why = psprintf("the %s %s budget has no room left for another "
+							"attempt",
+							period_word(b->period),
+							b->unit_name);
+		}
+	}
+	for (int i = 0; i < lim->nbudgets && fits; i++)
+	{
+		LgBudget      *b = &lim->budgets[i];
+		LgBudgetState *s = lg_budget_state(lim->tenant, b);
+
+		if (s != NULL && b->estimate > b->held)
+			lg_budget_hold(s, b, b->estimate - b->held);
+	}
+	LWLockRelease(lg_shared->account_lock);
+	if (fits)
+	{
+		memset(&acct->in_flight_floor, 0, sizeof(LgUsage));
+		acct->in_flight_floor.input_tokens = acct->prompt_tokens;
+		acct->in_flight_price = dep->price;
+	}
+	return fits;
+}
+
+/* The request is leaving: it may cost money from now on. */
+void
+lg_account_attempt_sent(LgAccount *acct)
+{
+	if (acct == NULL)
+		return;
+	acct->sent = true;
+	acct->in_flight = true;
+}
+
+/* An attempt is over: settle its real cost. */
+void
+lg_account_attempt_end(LgAccount *acct, const LgAttempt *a)
+{
+	if (acct == NULL)
+		return;
+	acct->in_flight = false;
+	acct->tokens_used +=
+		a->reply.usage.input_tokens + a->reply.usage.output_tokens;
+	settle(acct, &a->reply.usage, a->cost_picousd, 0, false);
+}
+
+/* The cache answered: a request, at no cost. */
+void
+lg_account_cache_hit(LgAccount *acct)
+{
+	if (acct != NULL)
+		acct->sent = true;
+}
+
+/* The call is over: count the request, give back what is left. */
+void
+lg_account_finish(LgAccount *acct)
+{
+	LgUsage none = {0};
+
+	if (acct == NULL || !acct->active)
+		return;
+	settle(acct, &none, 0, acct->sent ? 1 : 0, true);
+	untrack(acct);
+}
+
+/*
+ * The call ended in an error, a cancel or the backend's exit: an attempt in
+ * flight costs its prompt (as its ledger row will say), then finish.  Called
+ * from error paths and callbacks: takes locks, raises nothing.
+ */
+void
+lg_account_abort(LgAccount *acct)
+{
+	if (acct == NULL || !acct->active)
+		return;
+	if (acct->in_flight)
+	{
+		LgUsage floor = acct->in_flight_floor;
+		int64   cost = 0;
+
+		acct->in_flight = false;
+		acct->tokens_used += floor.input_tokens;
+		/* prices are bounded: this product cannot overflow for a prompt */
+		cost = floor.input_tokens * acct->in_flight_price.input;
+		settle(acct, &floor, cost, 0, false);
+	}
+	lg_account_finish(acct);
+}

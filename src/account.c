@@ -50,14 +50,15 @@ typedef enum RefusalKind
 
 typedef struct Refusal
 {
-	RefusalKind kind;
-	int         index; /* the budget or rate quota */
-	const char *what;  /* a rate quota's limit */
-	int         retry_after_s;
-	int64       spent;
-	int64       reserved;
-	TimestampTz until;
-	bool        alert;
+	RefusalKind    kind;
+	int            index; /* the budget or rate quota */
+	LgQuotaRefusal quota; /* a rate quota's limit */
+	int64          tokens;
+	int            retry_after_s;
+	int64          spent;
+	int64          reserved;
+	TimestampTz    until;
+	bool           alert;
 } Refusal;
 
 typedef struct PendingAlert
@@ -209,15 +210,17 @@ check_rates(LgAccount *acct, int64 tokens, Refusal *r)
 
 	for (int i = 0; i < lim->nrates; i++)
 	{
-		LgRateQuota *q = &lim->rates[i];
-		const char  *why =
+		LgRateQuota   *q = &lim->rates[i];
+		LgQuotaRefusal why =
 			lg_quota_refusal(q, lim->tenant, tokens, &r->retry_after_s);
 
-		if (why != NULL)
+		if (why != LG_QUOTA_OK)
 		{
-			r->kind = REFUSE_RATE;
+			r->kind =
+				why == LG_QUOTA_MEMORY_FULL ? REFUSE_MEMORY : REFUSE_RATE;
 			r->index = i;
-			r->what = why;
+			r->quota = why;
+			r->tokens = tokens;
 			r->alert = lg_quota_alert_due(q, lim->tenant);
 			return true;
 		}
@@ -327,6 +330,7 @@ refuse(LgAccount *acct, const Refusal *r)
 	const LgBudget *b = r->kind == REFUSE_RATE || r->kind == REFUSE_MEMORY
 							? NULL
 							: &lim->budgets[r->index];
+	char           *what;
 
 	switch (r->kind)
 	{
@@ -338,15 +342,17 @@ refuse(LgAccount *acct, const Refusal *r)
 										b->unit_name));
 			break;
 		case REFUSE_RATE:
+			what =
+				lg_quota_describe(&lim->rates[r->index], r->quota, r->tokens);
 			if (r->alert)
 				lg_alert_rate_limited(lim->tenant,
 									  lim->rates[r->index].agent,
-									  r->what);
+									  what);
 			ereport(ERROR,
 					(errcode(ERRCODE_LG_RATE_LIMITED),
 					 errmsg("rate limit exceeded for %s: %s",
 							who(lim, lim->rates[r->index].agent),
-							r->what),
+							what),
 					 r->retry_after_s >= 0
 						 ? errdetail("Retry after %d s.", r->retry_after_s)
 						 : errdetail("This call can never fit: lower "
@@ -566,6 +572,7 @@ lg_account_attempt_begin(LgAccount          *acct,
 {
 	LgLimits *lim;
 	bool      fits = true;
+	int       full = -1;
 
 	if (acct == NULL)
 		return true;
@@ -586,10 +593,7 @@ lg_account_attempt_begin(LgAccount          *acct,
 		else
 		{
 			fits = false;
-			*why = psprintf("the %s %s budget has no room left for another "
-							"attempt",
-							period_word(b->period),
-							b->unit_name);
+			full = i;
 		}
 	}
 	for (int i = 0; i < lim->nbudgets && fits; i++)
@@ -601,7 +605,12 @@ lg_account_attempt_begin(LgAccount          *acct,
 			lg_budget_hold(s, b, b->estimate - b->held);
 	}
 	LWLockRelease(lg_shared->account_lock);
-	if (fits)
+	if (!fits)
+		*why = psprintf("the %s %s budget has no room left for another "
+						"attempt",
+						period_word(lim->budgets[full].period),
+						lim->budgets[full].unit_name);
+	else
 	{
 		memset(&acct->in_flight_floor, 0, sizeof(LgUsage));
 		acct->in_flight_floor.input_tokens = acct->prompt_tokens;
@@ -662,6 +671,9 @@ lg_account_abort(LgAccount *acct)
 {
 	if (acct == NULL || !acct->active)
 		return;
+	/* an error thrown with the lock held must not deadlock us here */
+	if (LWLockHeldByMe(lg_shared->account_lock))
+		LWLockRelease(lg_shared->account_lock);
 	if (acct->in_flight)
 	{
 		LgUsage floor = acct->in_flight_floor;

@@ -240,12 +240,23 @@ extern void lg_budget_state_values(const LgBudgetState *s,
 								   TimestampTz         *suspended_until);
 
 /* ---- quota.c: with LgShared.account_lock held ---- */
-extern Size        lg_quota_shmem_size(void);
-extern void        lg_quota_shmem_attach(void);
-extern const char *lg_quota_refusal(LgRateQuota *q,
-									const char  *tenant,
-									int64        tokens,
-									int         *retry_after_s);
+typedef enum LgQuotaRefusal
+{
+	LG_QUOTA_OK,
+	LG_QUOTA_CONCURRENCY,
+	LG_QUOTA_RPM,
+	LG_QUOTA_TPM,
+	LG_QUOTA_MEMORY_FULL
+} LgQuotaRefusal;
+
+extern Size           lg_quota_shmem_size(void);
+extern void           lg_quota_shmem_attach(void);
+extern LgQuotaRefusal lg_quota_refusal(LgRateQuota *q,
+									   const char  *tenant,
+									   int64        tokens,
+									   int         *retry_after_s);
+extern char *
+lg_quota_describe(const LgRateQuota *q, LgQuotaRefusal why, int64 tokens);
 extern void lg_quota_take(LgRateQuota *q, const char *tenant, int64 tokens);
 extern void
 lg_quota_give_back(LgRateQuota *q, const char *tenant, int64 tokens_used);

@@ -142,9 +142,10 @@ seconds_until_free(const LgQuotaState *s,
 
 /*
  * Why the tenant or agent cannot start one more call of "tokens" estimated
- * tokens now (and when to retry), or NULL.  Memory full is a refusal too.
+ * tokens now (and in how many seconds to retry, -1: never), or
+ * LG_QUOTA_OK.  No memory is allocated: the lock is held.
  */
-const char *
+LgQuotaRefusal
 lg_quota_refusal(LgRateQuota *q,
 				 const char  *tenant,
 				 int64        tokens,
@@ -157,10 +158,9 @@ lg_quota_refusal(LgRateQuota *q,
 
 	*retry_after_s = 1;
 	if (s == NULL)
-		return "the gateway is tracking too many tenants (raise "
-			   "llm_gateway.max_tenants)";
+		return LG_QUOTA_MEMORY_FULL;
 	if (q->max_concurrency > 0 && s->in_flight >= q->max_concurrency)
-		return psprintf("%d concurrent calls", q->max_concurrency);
+		return LG_QUOTA_CONCURRENCY;
 	for (int i = 0; i < LG_WINDOW_S; i++)
 		if (in_window(&s->window[i], now_s))
 		{
@@ -171,23 +171,45 @@ lg_quota_refusal(LgRateQuota *q,
 	{
 		*retry_after_s =
 			seconds_until_free(s, now_s, requests + 1 - q->rpm, false);
-		return psprintf("%d requests per minute", q->rpm);
+		return LG_QUOTA_RPM;
 	}
 	if (q->tpm > 0 && tokens > q->tpm)
 	{
 		*retry_after_s = -1;
-		return psprintf("%d tokens per minute, and this call may use up "
-						"to " INT64_FORMAT,
-						q->tpm,
-						tokens);
+		return LG_QUOTA_TPM;
 	}
 	if (q->tpm > 0 && used + tokens > q->tpm)
 	{
 		*retry_after_s =
 			seconds_until_free(s, now_s, used + tokens - q->tpm, true);
-		return psprintf("%d tokens per minute", q->tpm);
+		return LG_QUOTA_TPM;
 	}
-	return NULL;
+	return LG_QUOTA_OK;
+}
+
+/* The limit a refusal names, for messages and alerts. */
+char *
+lg_quota_describe(const LgRateQuota *q, LgQuotaRefusal why, int64 tokens)
+{
+	switch (why)
+	{
+		case LG_QUOTA_CONCURRENCY:
+			return psprintf("%d concurrent calls", q->max_concurrency);
+		case LG_QUOTA_RPM:
+			return psprintf("%d requests per minute", q->rpm);
+		case LG_QUOTA_TPM:
+			return tokens > q->tpm
+					   ? psprintf("%d tokens per minute, and this call may "
+								  "use up to " INT64_FORMAT,
+								  q->tpm,
+								  tokens)
+					   : psprintf("%d tokens per minute", q->tpm);
+		case LG_QUOTA_MEMORY_FULL:
+			return pstrdup("the gateway is tracking too many tenants "
+						   "(raise llm_gateway.max_tenants)");
+		default:
+			return NULL;
+	}
 }
 
 /* Count the call in: one request, its estimated tokens, one in flight. */

@@ -34,10 +34,12 @@ OBJS = \
 	src/status.o \
 	src/ledger.o \
 	src/result.o \
+	src/json_out.o \
 	src/guc_account.o \
 	src/isolation.o \
 	src/account_catalog.o \
 	src/account.o \
+	src/account_settle.o \
 	src/budget.o \
 	src/budget_status.o \
 	src/quota.o \

@@ -1,6 +1,6 @@
 /*
  * account.c — a call's admission against its tenant's and agent's quotas
- * and budgets, and the settlement of what it spent.
+ * and budgets (account_settle.c settles what it spends).
  *
  * Admission is one atomic check-and-reserve under LgShared.account_lock:
  * the tenant is not suspended, no per-minute or concurrency quota is at its
@@ -12,29 +12,13 @@
  * estimate reserved on each budget.  A budget that does not fit decides by
  * its at_limit: block refuses the call, allow lets it through flagged
  * over_budget, downgrade sends it to the budget's downgrade model (the
- * caller plans again and admits with downgraded = true).
- *
- * Each attempt then settles its real cost; an attempt after the first tops
- * the reservation up to its own worst case first (with the same check).
- * The end of the call gives back what is left.  An error or cancel ends the
- * call too (lg_account_abort, from the caller's PG_CATCH), and so do the
- * transaction-abort and backend-exit callbacks for anything still held: an
- * attempt cut short in flight is settled at its prompt's cost, as the ledger
- * will record it (spend.c).  The caller's transaction never holds a row
- * lock for any of this.
- *
- * Alerts for the thresholds a settlement crossed are queued after the lock
- * is released (alerts.c); one that cannot be queued is retried by the next
- * settlement.
+ * caller plans again and admits with downgraded = true).  The caller's
+ * transaction never holds a row lock for any of this, and nothing is
+ * allocated while the lock is held: refusals are worded after it.
  */
 #include "account.h"
 #include "shmem.h"
 
-#include "access/xact.h"
-#include "storage/ipc.h"
-
-#define MAX_ACTIVE         8
-#define MAX_PENDING        32
 #define UNKNOWN_OUTPUT_CAP 16384 /* output tokens when nothing caps them */
 
 typedef enum RefusalKind
@@ -61,19 +45,6 @@ typedef struct Refusal
 	bool           alert;
 } Refusal;
 
-typedef struct PendingAlert
-{
-	int         budget;
-	int32       threshold;
-	int64       used;
-	bool        suspend;
-	TimestampTz until;
-} PendingAlert;
-
-static LgAccount *active[MAX_ACTIVE];
-static int        nactive = 0;
-static bool       callbacks_registered = false;
-
 /* ---- estimates ---- */
 
 static int64
@@ -86,8 +57,10 @@ output_worst(const LgRequest *req, const LgDeployment *dep)
 }
 
 /* The most the call can add to budget b on deployment dep. */
-static int64
-estimate_on(const LgAccount *acct, const LgBudget *b, const LgDeployment *dep)
+int64
+lg_account_estimate(const LgAccount    *acct,
+					const LgBudget     *b,
+					const LgDeployment *dep)
 {
 	LgUsage u = {0};
 
@@ -115,52 +88,9 @@ estimate_worst(LgAccount *acct, const LgPlan *plan, int64 *tokens)
 		b->estimate = 0;
 		b->held = 0;
 		for (int c = 0; c < plan->ncands; c++)
-			b->estimate =
-				Max(b->estimate, estimate_on(acct, b, &plan->cands[c]));
+			b->estimate = Max(b->estimate,
+							  lg_account_estimate(acct, b, &plan->cands[c]));
 	}
-}
-
-/* ---- tracking for the abort and exit callbacks ---- */
-
-static void
-release_at_exit(pg_attribute_unused() int   code,
-				pg_attribute_unused() Datum arg)
-{
-	while (nactive > 0)
-		lg_account_abort(active[nactive - 1]);
-}
-
-static void
-release_at_abort(XactEvent event, pg_attribute_unused() void *arg)
-{
-	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-		release_at_exit(0, (Datum) 0);
-}
-
-static void
-track(LgAccount *acct)
-{
-	if (!callbacks_registered)
-	{
-		before_shmem_exit(release_at_exit, (Datum) 0);
-		RegisterXactCallback(release_at_abort, NULL);
-		callbacks_registered = true;
-	}
-	if (nactive < MAX_ACTIVE)
-		active[nactive++] = acct;
-	acct->active = true;
-}
-
-static void
-untrack(LgAccount *acct)
-{
-	acct->active = false;
-	for (int i = 0; i < nactive; i++)
-		if (active[i] == acct)
-		{
-			active[i] = active[--nactive];
-			return;
-		}
 }
 
 /* ---- admission (account_lock held) ---- */
@@ -315,14 +245,6 @@ who(const LgLimits *lim, const char *agent)
 			   : psprintf("tenant \"%s\"", lim->tenant);
 }
 
-static const char *
-period_word(LgPeriod p)
-{
-	return p == LG_PERIOD_DAILY    ? "daily"
-		   : p == LG_PERIOD_WEEKLY ? "weekly"
-								   : "monthly";
-}
-
 static void
 refuse(LgAccount *acct, const Refusal *r)
 {
@@ -338,7 +260,7 @@ refuse(LgAccount *acct, const Refusal *r)
 			lg_raise_suspended(lim->tenant,
 							   r->until,
 							   psprintf("its %s %s budget was used up",
-										period_word(b->period),
+										lg_period_name(b->period),
 										b->unit_name));
 			break;
 		case REFUSE_RATE:
@@ -393,7 +315,7 @@ refuse(LgAccount *acct, const Refusal *r)
 			ereport(ERROR,
 					(errcode(ERRCODE_LG_BUDGET_EXCEEDED),
 					 errmsg("%s budget of %s exceeded: %s used of %s",
-							period_word(b->period),
+							lg_period_name(b->period),
 							who(lim, b->agent),
 							lg_budget_format(b, r->spent),
 							lg_budget_format(b, b->limit)),
@@ -453,7 +375,7 @@ lg_account_admit(LgAccount       *acct,
 	}
 	if (r.kind != REFUSE_NONE)
 		refuse(acct, &r);
-	track(acct);
+	lg_account_track(acct);
 	return LG_ADMIT_OK;
 }
 
@@ -461,229 +383,4 @@ const char *
 lg_account_downgrade_model(const LgAccount *acct)
 {
 	return acct->downgrade_to;
-}
-
-/* ---- settlement ---- */
-
-/* Thresholds crossed by budget i, as alerts to queue (account_lock held). */
-static int
-collect_crossed(
-	LgAccount *acct, int i, LgBudgetState *s, PendingAlert *p, int n)
-{
-	LgBudget   *b = &acct->limits->budgets[i];
-	int32       crossed[LG_MAX_THRESHOLDS];
-	bool        suspend;
-	int         k;
-	int64       spent;
-	int64       reserved;
-	TimestampTz until;
-
-	if (b->id < 0)
-		return n; /* daily quotas have no thresholds */
-	k = lg_budget_crossed(s, b, crossed, &suspend);
-	lg_budget_state_values(s, &spent, &reserved, &until);
-	for (int j = 0; j < k; j++)
-	{
-		if (n == MAX_PENDING)
-		{
-			lg_budget_unfire(s, crossed[j]);
-			continue;
-		}
-		p[n].budget = i;
-		p[n].threshold = crossed[j];
-		p[n].used = spent;
-		p[n].suspend = suspend && crossed[j] >= LG_THRESHOLD_ONE;
-		p[n].until = until;
-		n++;
-	}
-	return n;
-}
-
-/* Queue the alerts (no lock held); un-fire the ones the queue refused. */
-static void
-queue_alerts(LgAccount *acct, const PendingAlert *p, int n)
-{
-	LgLimits *lim = acct->limits;
-
-	for (int j = 0; j < n; j++)
-	{
-		LgBudget *b = &lim->budgets[p[j].budget];
-
-		if (lg_alert_budget(lim->tenant,
-							b,
-							p[j].threshold,
-							p[j].used,
-							p[j].suspend,
-							p[j].until))
-			continue;
-		LWLockAcquire(lg_shared->account_lock, LW_EXCLUSIVE);
-		lg_budget_unfire(lg_budget_state(lim->tenant, b), p[j].threshold);
-		LWLockRelease(lg_shared->account_lock);
-	}
-}
-
-/*
- * Add what was spent to every budget (the amounts in each budget's unit,
- * from a usage, a cost and a number of requests) and queue the alerts.
- */
-static void
-settle(LgAccount     *acct,
-	   const LgUsage *usage,
-	   int64          cost,
-	   int            requests,
-	   bool           release)
-{
-	LgLimits    *lim = acct->limits;
-	PendingAlert pending[MAX_PENDING];
-	int          n = 0;
-
-	LWLockAcquire(lg_shared->account_lock, LW_EXCLUSIVE);
-	for (int i = 0; i < lim->nbudgets; i++)
-	{
-		LgBudget      *b = &lim->budgets[i];
-		LgBudgetState *s = lg_budget_state(lim->tenant, b);
-
-		if (s == NULL)
-			continue;
-		lg_budget_settle(s,
-						 b,
-						 b->unit == LG_UNIT_REQUESTS
-							 ? requests
-							 : lg_budget_measure(b, usage, cost));
-		n = collect_crossed(acct, i, s, pending, n);
-		if (release)
-			lg_budget_release(s, b);
-	}
-	if (release)
-		for (int i = 0; i < lim->nrates; i++)
-			lg_quota_give_back(&lim->rates[i], lim->tenant, acct->tokens_used);
-	LWLockRelease(lg_shared->account_lock);
-	queue_alerts(acct, pending, n);
-}
-
-/*
- * Before an attempt: the reservation tops up to this deployment's worst
- * case.  The first attempt has it already; later ones need the room again.
- */
-bool
-lg_account_attempt_begin(LgAccount          *acct,
-						 const LgDeployment *dep,
-						 const char        **why)
-{
-	LgLimits *lim;
-	bool      fits = true;
-	int       full = -1;
-
-	if (acct == NULL)
-		return true;
-	lim = acct->limits;
-	for (int i = 0; i < lim->nbudgets; i++)
-		lim->budgets[i].estimate = estimate_on(acct, &lim->budgets[i], dep);
-	LWLockAcquire(lg_shared->account_lock, LW_EXCLUSIVE);
-	for (int i = 0; i < lim->nbudgets && fits; i++)
-	{
-		LgBudget      *b = &lim->budgets[i];
-		LgBudgetState *s = lg_budget_state(lim->tenant, b);
-		int64          extra = b->estimate - b->held;
-
-		if (s == NULL || extra <= 0 || lg_budget_fits(s, b, extra))
-			continue;
-		if (b->at_limit == LG_AT_LIMIT_ALLOW)
-			acct->over_budget = true;
-		else
-		{
-			fits = false;
-			full = i;
-		}
-	}
-	for (int i = 0; i < lim->nbudgets && fits; i++)
-	{
-		LgBudget      *b = &lim->budgets[i];
-		LgBudgetState *s = lg_budget_state(lim->tenant, b);
-
-		if (s != NULL && b->estimate > b->held)
-			lg_budget_hold(s, b, b->estimate - b->held);
-	}
-	LWLockRelease(lg_shared->account_lock);
-	if (!fits)
-		*why = psprintf("the %s %s budget has no room left for another "
-						"attempt",
-						period_word(lim->budgets[full].period),
-						lim->budgets[full].unit_name);
-	else
-	{
-		memset(&acct->in_flight_floor, 0, sizeof(LgUsage));
-		acct->in_flight_floor.input_tokens = acct->prompt_tokens;
-		acct->in_flight_price = dep->price;
-	}
-	return fits;
-}
-
-/* The request is leaving: it may cost money from now on. */
-void
-lg_account_attempt_sent(LgAccount *acct)
-{
-	if (acct == NULL)
-		return;
-	acct->sent = true;
-	acct->in_flight = true;
-}
-
-/* An attempt is over: settle its real cost. */
-void
-lg_account_attempt_end(LgAccount *acct, const LgAttempt *a)
-{
-	if (acct == NULL)
-		return;
-	acct->in_flight = false;
-	acct->tokens_used +=
-		a->reply.usage.input_tokens + a->reply.usage.output_tokens;
-	settle(acct, &a->reply.usage, a->cost_picousd, 0, false);
-}
-
-/* The cache answered: a request, at no cost. */
-void
-lg_account_cache_hit(LgAccount *acct)
-{
-	if (acct != NULL)
-		acct->sent = true;
-}
-
-/* The call is over: count the request, give back what is left. */
-void
-lg_account_finish(LgAccount *acct)
-{
-	LgUsage none = {0};
-
-	if (acct == NULL || !acct->active)
-		return;
-	settle(acct, &none, 0, acct->sent ? 1 : 0, true);
-	untrack(acct);
-}
-
-/*
- * The call ended in an error, a cancel or the backend's exit: an attempt in
- * flight costs its prompt (as its ledger row will say), then finish.  Called
- * from error paths and callbacks: takes locks, raises nothing.
- */
-void
-lg_account_abort(LgAccount *acct)
-{
-	if (acct == NULL || !acct->active)
-		return;
-	/* an error thrown with the lock held must not deadlock us here */
-	if (LWLockHeldByMe(lg_shared->account_lock))
-		LWLockRelease(lg_shared->account_lock);
-	if (acct->in_flight)
-	{
-		LgUsage floor = acct->in_flight_floor;
-		int64   cost = 0;
-
-		acct->in_flight = false;
-		acct->tokens_used += floor.input_tokens;
-		/* prices are bounded: this product cannot overflow for a prompt */
-		cost = floor.input_tokens * acct->in_flight_price.input;
-		settle(acct, &floor, cost, 0, false);
-	}
-	lg_account_finish(acct);
 }

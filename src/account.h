@@ -186,13 +186,17 @@ extern bool          lg_account_attempt_begin(LgAccount          *acct,
 											  const LgDeployment *dep,
 											  const char        **why);
 extern void          lg_account_attempt_sent(LgAccount *acct);
-extern void lg_account_attempt_end(LgAccount *acct, const LgAttempt *a);
-extern void lg_account_cache_hit(LgAccount *acct);
-extern void lg_account_finish(LgAccount *acct);
-extern void lg_account_abort(LgAccount *acct);
-extern void lg_raise_suspended(const char *tenant,
-							   TimestampTz until,
-							   const char *reason) pg_attribute_noreturn();
+extern void  lg_account_attempt_end(LgAccount *acct, const LgAttempt *a);
+extern void  lg_account_cache_hit(LgAccount *acct);
+extern void  lg_account_finish(LgAccount *acct);
+extern void  lg_account_abort(LgAccount *acct);
+extern int64 lg_account_estimate(const LgAccount    *acct,
+								 const LgBudget     *b,
+								 const LgDeployment *dep);
+extern void  lg_account_track(LgAccount *acct);
+extern void  lg_raise_suspended(const char *tenant,
+								TimestampTz until,
+								const char *reason) pg_attribute_noreturn();
 
 /* ---- budget.c: counters in shared memory ---- */
 typedef struct LgBudgetSnapshot
@@ -219,7 +223,8 @@ extern void lg_budget_snapshot(const char       *tenant,
 							   LgBudgetSnapshot *out);
 extern int64
 lg_budget_measure(const LgBudget *b, const LgUsage *usage, int64 cost_picousd);
-extern char *lg_budget_format(const LgBudget *b, int64 amount);
+extern char       *lg_budget_format(const LgBudget *b, int64 amount);
+extern const char *lg_period_name(LgPeriod period);
 
 /* With LgShared.account_lock held (account.c). */
 extern LgBudgetState *lg_budget_state(const char *tenant, const LgBudget *b);

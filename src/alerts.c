@@ -214,18 +214,10 @@ subject(const LgAlertEvent *a)
 			   : psprintf("Tenant \"%s\"", a->tenant);
 }
 
-static const char *
-period_name(const LgAlertEvent *a)
-{
-	return a->period == LG_PERIOD_DAILY    ? "daily"
-		   : a->period == LG_PERIOD_WEEKLY ? "weekly"
-										   : "monthly";
-}
-
 static char *
 budget_message(const LgAlertEvent *a, double percent)
 {
-	const char *period = period_name(a);
+	const char *period = lg_period_name((LgPeriod) a->period);
 	char       *used = with_unit(a, a->used);
 	char       *limit = with_unit(a, a->limit);
 	char       *text;
@@ -270,9 +262,10 @@ persist_suspension(const LgEvent *e)
 
 	v[0] = CStringGetTextDatum(e->alert.tenant);
 	v[1] = TimestampTzGetDatum(e->alert.suspended_until);
-	v[2] = CStringGetTextDatum(psprintf("its %s %s budget was used up",
-										period_name(&e->alert),
-										e->alert.unit_name));
+	v[2] = CStringGetTextDatum(
+		psprintf("its %s %s budget was used up",
+				 lg_period_name((LgPeriod) e->alert.period),
+				 e->alert.unit_name));
 	v[3] = TimestampTzGetDatum(e->at);
 	if (SPI_execute_plan(lg_spi_prepare_once(&suspend_plan,
 											 suspend_sql,

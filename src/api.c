@@ -321,8 +321,7 @@ single_user_message(text *prompt)
 	appendStringInfoString(&b, "[{\"role\":\"user\",\"content\":");
 	escape_json(&b, text_to_cstring(prompt));
 	appendStringInfoString(&b, "}]");
-	return DatumGetJsonbP(
-		DirectFunctionCall1(jsonb_in, CStringGetDatum(b.data)));
+	return lg_jfinish(&b);
 }
 
 /*

@@ -403,3 +403,11 @@ lg_budget_format(const LgBudget *b, int64 amount)
 		appendStringInfo(&s, INT64_FORMAT " %s", amount, b->unit_name);
 	return s.data;
 }
+
+const char *
+lg_period_name(LgPeriod period)
+{
+	return period == LG_PERIOD_DAILY    ? "daily"
+		   : period == LG_PERIOD_WEEKLY ? "weekly"
+										: "monthly";
+}

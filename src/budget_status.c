@@ -22,29 +22,9 @@
 PG_FUNCTION_INFO_V1(llm_budget_status);
 
 static void
-key(StringInfo b, bool *first, const char *name)
-{
-	if (!*first)
-		appendStringInfoString(b, ", ");
-	*first = false;
-	escape_json(b, name);
-	appendStringInfoString(b, ": ");
-}
-
-static void
-str_field(StringInfo b, bool *first, const char *name, const char *value)
-{
-	key(b, first, name);
-	if (value)
-		escape_json(b, value);
-	else
-		appendStringInfoString(b, "null");
-}
-
-static void
 time_field(StringInfo b, bool *first, const char *name, TimestampTz t)
 {
-	str_field(b, first, name, t ? timestamptz_to_str(t) : NULL);
+	lg_jstr(b, first, name, t ? timestamptz_to_str(t) : NULL);
 }
 
 /* An amount in the budget's unit as a JSON number. */
@@ -52,7 +32,7 @@ static void
 amount_field(
 	StringInfo b, bool *first, const char *name, const LgBudget *bu, int64 v)
 {
-	key(b, first, name);
+	lg_jkey(b, first, name);
 	if (bu->unit == LG_UNIT_USD || bu->unit == LG_UNIT_CURRENCY)
 	{
 		if (v < 0)
@@ -103,26 +83,21 @@ append_budget(StringInfo      b,
 	projection = elapsed > 0 ? (int64) ((double) snap.spent * length / elapsed)
 							 : snap.spent;
 	appendStringInfoChar(b, '{');
-	key(b, &first, "budget_id");
+	lg_jkey(b, &first, "budget_id");
 	if (bu->id > 0)
 		appendStringInfo(b, INT64_FORMAT, bu->id);
 	else
 		appendStringInfoString(b, "null");
-	str_field(b, &first, "kind", kind_name(bu));
-	str_field(b,
-			  &first,
-			  "scope",
-			  bu->agent       ? "agent"
-			  : bu->from_plan ? "plan"
-							  : "tenant");
-	str_field(b, &first, "agent", bu->agent);
-	str_field(b, &first, "unit", bu->unit_name);
-	str_field(b,
-			  &first,
-			  "period",
-			  bu->period == LG_PERIOD_DAILY    ? "daily"
-			  : bu->period == LG_PERIOD_WEEKLY ? "weekly"
-											   : "monthly");
+	lg_jstr(b, &first, "kind", kind_name(bu));
+	lg_jstr(b,
+			&first,
+			"scope",
+			bu->agent       ? "agent"
+			: bu->from_plan ? "plan"
+							: "tenant");
+	lg_jstr(b, &first, "agent", bu->agent);
+	lg_jstr(b, &first, "unit", bu->unit_name);
+	lg_jstr(b, &first, "period", lg_period_name(bu->period));
 	amount_field(b, &first, "limit", bu, bu->limit);
 	amount_field(b, &first, "used", bu, snap.spent);
 	amount_field(b, &first, "reserved", bu, snap.reserved);
@@ -131,34 +106,34 @@ append_budget(StringInfo      b,
 				 "remaining",
 				 bu,
 				 Max(bu->limit - snap.spent - snap.reserved, 0));
-	key(b, &first, "percent");
+	lg_jkey(b, &first, "percent");
 	appendStringInfo(b,
 					 "%.2f",
 					 bu->limit > 0 ? 100.0 * snap.spent / bu->limit : 0);
 	time_field(b, &first, "period_start", bu->period_start);
 	time_field(b, &first, "period_end", bu->period_end);
 	amount_field(b, &first, "projection", bu, projection);
-	key(b, &first, "projected_percent");
+	lg_jkey(b, &first, "projected_percent");
 	appendStringInfo(b,
 					 "%.2f",
 					 bu->limit > 0 ? 100.0 * projection / bu->limit : 0);
-	str_field(b,
-			  &first,
-			  "state",
-			  state_name(bu,
-						 snap.spent,
-						 (tenant_suspended ||
-						  (snap.suspended &&
-						   snap.suspended_at > lim->lifted_at)) &&
-							 bu->agent == NULL));
-	str_field(b,
-			  &first,
-			  "at_limit",
-			  bu->at_limit == LG_AT_LIMIT_ALLOW       ? "allow"
-			  : bu->at_limit == LG_AT_LIMIT_DOWNGRADE ? "downgrade"
-													  : "block");
-	str_field(b, &first, "downgrade_model", bu->downgrade_model);
-	key(b, &first, "thresholds");
+	lg_jstr(b,
+			&first,
+			"state",
+			state_name(bu,
+					   snap.spent,
+					   (tenant_suspended ||
+						(snap.suspended &&
+						 snap.suspended_at > lim->lifted_at)) &&
+						   bu->agent == NULL));
+	lg_jstr(b,
+			&first,
+			"at_limit",
+			bu->at_limit == LG_AT_LIMIT_ALLOW       ? "allow"
+			: bu->at_limit == LG_AT_LIMIT_DOWNGRADE ? "downgrade"
+													: "block");
+	lg_jstr(b, &first, "downgrade_model", bu->downgrade_model);
+	lg_jkey(b, &first, "thresholds");
 	appendStringInfoChar(b, '[');
 	for (int i = 0; i < bu->nthresholds; i++)
 		appendStringInfo(b,
@@ -191,19 +166,19 @@ llm_budget_status(PG_FUNCTION_ARGS)
 
 	initStringInfo(&b);
 	appendStringInfoChar(&b, '{');
-	str_field(&b, &first, "tenant", tenant.tenant);
-	str_field(&b, &first, "currency", tenant.currency);
-	key(&b, &first, "suspended");
+	lg_jstr(&b, &first, "tenant", tenant.tenant);
+	lg_jstr(&b, &first, "currency", tenant.currency);
+	lg_jkey(&b, &first, "suspended");
 	appendStringInfoString(&b, suspended ? "true" : "false");
 	time_field(&b,
 			   &first,
 			   "suspended_until",
 			   suspended ? tenant.suspended_until : 0);
-	str_field(&b,
-			  &first,
-			  "suspended_reason",
-			  suspended ? tenant.suspended_reason : NULL);
-	key(&b, &first, "budgets");
+	lg_jstr(&b,
+			&first,
+			"suspended_reason",
+			suspended ? tenant.suspended_reason : NULL);
+	lg_jkey(&b, &first, "budgets");
 	appendStringInfoChar(&b, '[');
 	for (int i = 0; i < lim.nbudgets; i++)
 	{
@@ -212,6 +187,5 @@ llm_budget_status(PG_FUNCTION_ARGS)
 		append_budget(&b, &lim, &lim.budgets[i], suspended);
 	}
 	appendStringInfoString(&b, "]}");
-	PG_RETURN_JSONB_P(DatumGetJsonbP(
-		DirectFunctionCall1(jsonb_in, CStringGetDatum(b.data))));
+	PG_RETURN_JSONB_P(lg_jfinish(&b));
 }

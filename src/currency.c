@@ -15,6 +15,7 @@
  * configured fallback rate applies.
  */
 #include "account.h"
+#include "http.h"
 #include "shmem.h"
 #include "spi_util.h"
 

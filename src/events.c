@@ -212,12 +212,7 @@ lg_events_wait_for_writers(void)
 		LWLockRelease(lg_shared->route_lock);
 		if (!busy)
 			return;
-		(void) WaitLatch(MyLatch,
-						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 WAIT_MS,
-						 PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
+		lg_nap(WAIT_MS);
 	}
 }
 

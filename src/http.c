@@ -20,7 +20,7 @@
  * handle is reset so it forgets the caller's buffers.  Header lines may carry
  * an API key, so they are wiped before they are freed.
  */
-#include "llm_gateway.h"
+#include "http.h"
 
 #include <curl/curl.h>
 

@@ -11,7 +11,7 @@
  * 0 and "*" matches any element ("content.*.text").  A field marked concat
  * collects every match, in document order, into one string.
  */
-#include "llm_gateway.h"
+#include "http.h"
 
 #include "common/jsonapi.h"
 

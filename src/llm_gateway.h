@@ -255,60 +255,6 @@ extern char *lg_secret_decrypt(const bytea *sealed,
 							   const char  *owner_name);
 extern void  lg_secret_free(char *secret);
 
-/* ---- HTTP (http.c) ---- */
-typedef enum LgHttpFailure
-{
-	LG_HTTP_OK = 0,
-	LG_HTTP_TIMEOUT,
-	LG_HTTP_CONNECT,
-	LG_HTTP_TOO_LARGE,
-	LG_HTTP_OTHER
-} LgHttpFailure;
-
-typedef struct LgHttpRequest
-{
-	char  *url;
-	List  *headers; /* "Name: value" strings; may hold secrets */
-	char  *body;    /* NULL: a GET */
-	size_t body_len;
-	int32  timeout_ms;
-	int32  connect_timeout_ms;
-} LgHttpRequest;
-
-typedef struct LgHttpResponse
-{
-	LgHttpFailure failure;
-	long          status;
-	char         *body; /* palloc'd, NUL-terminated */
-	size_t        body_len;
-	char          content_type[128];
-	char          content_encoding[32];
-	char          retry_after[32];
-	char          request_id[128];
-	char          error[256]; /* transport error text when failure != OK */
-	bool          reused_connection;
-} LgHttpResponse;
-
-extern void lg_http_send(const LgHttpRequest *req, LgHttpResponse *resp);
-extern void lg_http_wipe_request(LgHttpRequest *req);
-
-/* ---- JSON field extraction (json_extract.c) ---- */
-typedef struct LgJsonField
-{
-	const char    *path;   /* dotted path, "*" matches any array index */
-	bool           concat; /* append every match instead of the first */
-	bool           found;
-	bool           is_null;
-	bool           is_number;
-	StringInfoData value; /* UTF-8 text of the scalar(s) */
-} LgJsonField;
-
-extern bool lg_json_extract(const char  *json,
-							size_t       len,
-							LgJsonField *fields,
-							int          nfields,
-							char       **why);
-
 /* ---- providers (provider.c, provider_*.c) ---- */
 typedef struct LgUsage
 {
@@ -329,68 +275,6 @@ typedef struct LgReply
 	bool    has_usage;
 	bool    usage_estimated; /* provider sent no usage: counted by us */
 } LgReply;
-
-typedef struct LgProviderError
-{
-	char *message; /* the provider's own words, may be NULL */
-	char *code;    /* its error code or type, may be NULL */
-} LgProviderError;
-
-typedef struct LgProviderOps
-{
-	void (*build)(const LgRequest    *req,
-				  const LgDeployment *dep,
-				  const char         *api_key,
-				  LgHttpRequest      *http);
-	bool (*parse_reply)(const char *body,
-						size_t      len,
-						LgReply    *reply,
-						char      **why);
-	void (*parse_error)(const char *body, size_t len, LgProviderError *err);
-} LgProviderOps;
-
-extern const LgProviderOps lg_openai_ops;
-extern const LgProviderOps lg_azure_openai_ops;
-extern const LgProviderOps lg_anthropic_ops;
-extern const LgProviderOps lg_gemini_ops;
-
-/*
- * A conversation as the two-role protocols want it: the system messages
- * joined into one text, and consecutive messages of the same role merged.
- */
-typedef struct LgTurn
-{
-	LgRole         role; /* LG_ROLE_USER or LG_ROLE_ASSISTANT */
-	StringInfoData text;
-} LgTurn;
-
-extern int lg_conversation_turns(const LgRequest *req,
-								 char           **system_text,
-								 LgTurn         **turns);
-/* What each protocol calls the sampling options (NULL: not sent here). */
-typedef struct LgOptionNames
-{
-	const char *temperature;
-	const char *max_tokens;
-	const char *top_p;
-	const char *stop;
-} LgOptionNames;
-
-extern void  lg_json_append_options(StringInfo           b,
-									bool                *first,
-									const LgRequest     *req,
-									const LgOptionNames *names);
-extern List *lg_request_headers(const LgDeployment *dep,
-								const char         *protocol_header);
-extern void  lg_parse_error_fields(const char      *body,
-								   size_t           len,
-								   LgProviderError *err,
-								   const char      *message_path,
-								   const char      *code_path,
-								   const char      *fallback_code_path);
-extern int64 lg_json_count(const LgJsonField *field);
-extern char *lg_json_server_string(const LgJsonField *field);
-extern char *lg_url_path_segment(const char *s);
 
 extern const char *lg_kind_name(LgProviderKind kind);
 extern bool        lg_kind_parse(const char *name, LgProviderKind *kind);
@@ -445,10 +329,6 @@ extern void        lg_attempt_run(LgAttempt            *attempt,
 								  const LgDeployment   *dep,
 								  const LgAttemptHooks *hooks);
 extern const char *lg_attempt_status_name(LgAttemptStatus status);
-
-/* JSON writing helpers shared by the request builders. */
-extern void lg_json_append_string(StringInfo buf, const char *server_text);
-extern void lg_json_append_key(StringInfo buf, bool *first, const char *key);
 
 /* ---- money (pricing.c) ---- */
 extern int64 lg_cost_picousd(const LgUsage *usage, const LgPrice *price);
@@ -683,6 +563,7 @@ extern int         lg_events_discard(Oid dboid);
 extern void lg_shmem_init(void);
 extern void lg_shmem_require(void);
 extern void lg_worker_wake(void);
+extern void lg_nap(int ms);
 
 /* ---- background worker and maintenance (worker.c, maintenance.c) ---- */
 extern char *lg_database;
@@ -716,6 +597,14 @@ extern void   lg_worker_register(void);
 extern bool   lg_extension_installed(void);
 extern void   lg_maintenance_run(LgMaintenance *m, bool wait_for_writers);
 extern Jsonb *lg_maintenance_jsonb(const LgMaintenance *m);
+
+/* ---- writing jsonb results (json_out.c) ---- */
+extern void lg_jkey(StringInfo b, bool *first, const char *name);
+extern void
+lg_jstr(StringInfo b, bool *first, const char *name, const char *value);
+extern void lg_jint(StringInfo b, bool *first, const char *name, int64 value);
+extern void lg_jbool(StringInfo b, bool *first, const char *name, bool value);
+extern Jsonb *lg_jfinish(StringInfo b);
 
 /* ---- result (result.c) ---- */
 extern Jsonb *lg_result_build(const LgCall    *call,

@@ -98,8 +98,7 @@ lg_maintenance_jsonb(const LgMaintenance *m)
 	else
 		appendStringInfoString(&b, "null");
 	appendStringInfo(&b, ", \"webhooks_delivered\": %d}", m->webhooks);
-	return DatumGetJsonbP(
-		DirectFunctionCall1(jsonb_in, CStringGetDatum(b.data)));
+	return lg_jfinish(&b);
 }
 
 /*

@@ -8,7 +8,7 @@
  * the answer.  The plaintext key lives only between decryption and the end
  * of the exchange, and is wiped on every path, errors and cancels included.
  */
-#include "llm_gateway.h"
+#include "provider.h"
 
 #define MAX_PROVIDER_MESSAGE 1000
 

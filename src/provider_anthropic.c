@@ -16,7 +16,7 @@
  * are separate additive counts.  The reply is normalised to the gateway's
  * convention (input_tokens counts every prompt token).
  */
-#include "llm_gateway.h"
+#include "provider.h"
 
 #define ANTHROPIC_VERSION  "2023-06-01"
 #define DEFAULT_MAX_TOKENS 4096

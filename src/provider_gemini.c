@@ -13,7 +13,7 @@
  * thoughtsTokenCount (thinking models) is billed as output, so it is added
  * to the output tokens and reported as reasoning.
  */
-#include "llm_gateway.h"
+#include "provider.h"
 
 static const LgOptionNames gemini_option_names = {"temperature",
 												  "maxOutputTokens",

@@ -14,7 +14,7 @@
  * Token semantics: prompt_tokens INCLUDES cached_tokens; completion_tokens
  * includes reasoning_tokens.  That is also the gateway's own convention.
  */
-#include "llm_gateway.h"
+#include "provider.h"
 
 #define DEFAULT_AZURE_API_VERSION "2024-10-21"
 

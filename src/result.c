@@ -14,43 +14,9 @@
 #include "utils/numeric.h"
 
 static void
-key(StringInfo b, bool *first, const char *name)
-{
-	if (!*first)
-		appendStringInfoChar(b, ',');
-	*first = false;
-	escape_json(b, name);
-	appendStringInfoChar(b, ':');
-}
-
-static void
-str_field(StringInfo b, bool *first, const char *name, const char *value)
-{
-	key(b, first, name);
-	if (value)
-		escape_json(b, value);
-	else
-		appendStringInfoString(b, "null");
-}
-
-static void
-int_field(StringInfo b, bool *first, const char *name, int64 value)
-{
-	key(b, first, name);
-	appendStringInfo(b, INT64_FORMAT, value);
-}
-
-static void
-bool_field(StringInfo b, bool *first, const char *name, bool value)
-{
-	key(b, first, name);
-	appendStringInfoString(b, value ? "true" : "false");
-}
-
-static void
 ms_field(StringInfo b, bool *first, const char *name, double ms)
 {
-	key(b, first, name);
+	lg_jkey(b, first, name);
 	appendStringInfo(b, "%.3f", ms);
 }
 
@@ -60,21 +26,18 @@ append_attempt(StringInfo b, const LgAttempt *a)
 	bool first = true;
 
 	appendStringInfoChar(b, '{');
-	int_field(b, &first, "attempt", a->number);
-	str_field(b, &first, "provider", a->dep->provider.name);
-	str_field(b, &first, "model", a->dep->model);
-	str_field(b, &first, "status", lg_attempt_status_name(a->status));
-	str_field(b,
-			  &first,
-			  "error",
-			  a->status == LG_ATTEMPT_OK ? NULL : a->error);
-	key(b, &first, "http_status");
+	lg_jint(b, &first, "attempt", a->number);
+	lg_jstr(b, &first, "provider", a->dep->provider.name);
+	lg_jstr(b, &first, "model", a->dep->model);
+	lg_jstr(b, &first, "status", lg_attempt_status_name(a->status));
+	lg_jstr(b, &first, "error", a->status == LG_ATTEMPT_OK ? NULL : a->error);
+	lg_jkey(b, &first, "http_status");
 	if (a->http_status)
 		appendStringInfo(b, "%ld", a->http_status);
 	else
 		appendStringInfoString(b, "null");
-	bool_field(b, &first, "fallback", a->was_fallback);
-	str_field(b, &first, "fallback_reason", a->fallback_reason);
+	lg_jbool(b, &first, "fallback", a->was_fallback);
+	lg_jstr(b, &first, "fallback_reason", a->fallback_reason);
 	ms_field(b, &first, "latency_ms", a->latency_ms);
 	appendStringInfoChar(b, '}');
 }
@@ -85,9 +48,9 @@ append_skip(StringInfo b, const LgSkip *skip)
 	bool first = true;
 
 	appendStringInfoChar(b, '{');
-	str_field(b, &first, "provider", skip->dep->provider.name);
-	str_field(b, &first, "model", skip->dep->model);
-	str_field(b, &first, "reason", skip->reason);
+	lg_jstr(b, &first, "provider", skip->dep->provider.name);
+	lg_jstr(b, &first, "model", skip->dep->model);
+	lg_jstr(b, &first, "reason", skip->reason);
 	appendStringInfoChar(b, '}');
 }
 
@@ -129,22 +92,22 @@ append_usage(StringInfo b, const LgTenant *tenant, const LgAttempt *a)
 	bool           first = true;
 
 	appendStringInfoChar(b, '{');
-	int_field(b, &first, "input_tokens", u->input_tokens);
-	int_field(b, &first, "output_tokens", u->output_tokens);
-	int_field(b, &first, "cached_tokens", u->cached_tokens);
-	int_field(b, &first, "cache_write_tokens", u->cache_write_tokens);
-	int_field(b, &first, "reasoning_tokens", u->reasoning_tokens);
-	int_field(b, &first, "total_tokens", u->input_tokens + u->output_tokens);
-	key(b, &first, "cost_usd");
+	lg_jint(b, &first, "input_tokens", u->input_tokens);
+	lg_jint(b, &first, "output_tokens", u->output_tokens);
+	lg_jint(b, &first, "cached_tokens", u->cached_tokens);
+	lg_jint(b, &first, "cache_write_tokens", u->cache_write_tokens);
+	lg_jint(b, &first, "reasoning_tokens", u->reasoning_tokens);
+	lg_jint(b, &first, "total_tokens", u->input_tokens + u->output_tokens);
+	lg_jkey(b, &first, "cost_usd");
 	lg_append_picousd(b, a->cost_picousd);
-	key(b, &first, "cost");
+	lg_jkey(b, &first, "cost");
 	append_local_cost(b, a->cost_picousd, tenant->exchange_rate);
-	str_field(b, &first, "currency", tenant->currency);
-	str_field(b, &first, "exchange_rate", tenant->exchange_rate);
-	str_field(b, &first, "rate_source", tenant->rate_source);
-	bool_field(b, &first, "estimated", a->reply.usage_estimated);
-	int_field(b, &first, "saved_tokens", a->saved_tokens);
-	key(b, &first, "saved_usd");
+	lg_jstr(b, &first, "currency", tenant->currency);
+	lg_jstr(b, &first, "exchange_rate", tenant->exchange_rate);
+	lg_jstr(b, &first, "rate_source", tenant->rate_source);
+	lg_jbool(b, &first, "estimated", a->reply.usage_estimated);
+	lg_jint(b, &first, "saved_tokens", a->saved_tokens);
+	lg_jkey(b, &first, "saved_usd");
 	lg_append_picousd(b, a->saved_picousd);
 	appendStringInfoChar(b, '}');
 }
@@ -163,29 +126,29 @@ lg_result_build(const LgCall    *call,
 
 	initStringInfo(&b);
 	appendStringInfoChar(&b, '{');
-	str_field(&b,
-			  &first,
-			  "id",
-			  DatumGetCString(
-				  DirectFunctionCall1(uuid_out,
-									  UUIDPGetDatum(&call->request_id))));
-	str_field(&b, &first, "content", final->reply.content);
-	str_field(&b, &first, "model", final->dep->model);
-	str_field(&b,
-			  &first,
-			  "upstream_model",
-			  final->reply.upstream_model ? final->reply.upstream_model
-										  : final->dep->upstream_model);
-	str_field(&b, &first, "provider", final->dep->provider.name);
-	str_field(&b, &first, "finish_reason", final->reply.finish_reason);
-	bool_field(&b, &first, "cached", final->cached);
-	bool_field(&b, &first, "fallback", final->was_fallback);
-	bool_field(&b,
-			   &first,
-			   "over_budget",
-			   call->account != NULL && call->account->over_budget);
-	str_field(&b, &first, "downgraded_from", call->downgraded_from);
-	key(&b, &first, "attempts");
+	lg_jstr(&b,
+			&first,
+			"id",
+			DatumGetCString(
+				DirectFunctionCall1(uuid_out,
+									UUIDPGetDatum(&call->request_id))));
+	lg_jstr(&b, &first, "content", final->reply.content);
+	lg_jstr(&b, &first, "model", final->dep->model);
+	lg_jstr(&b,
+			&first,
+			"upstream_model",
+			final->reply.upstream_model ? final->reply.upstream_model
+										: final->dep->upstream_model);
+	lg_jstr(&b, &first, "provider", final->dep->provider.name);
+	lg_jstr(&b, &first, "finish_reason", final->reply.finish_reason);
+	lg_jbool(&b, &first, "cached", final->cached);
+	lg_jbool(&b, &first, "fallback", final->was_fallback);
+	lg_jbool(&b,
+			 &first,
+			 "over_budget",
+			 call->account != NULL && call->account->over_budget);
+	lg_jstr(&b, &first, "downgraded_from", call->downgraded_from);
+	lg_jkey(&b, &first, "attempts");
 	appendStringInfoChar(&b, '[');
 	for (int i = 0; i < nattempts; i++)
 	{
@@ -194,7 +157,7 @@ lg_result_build(const LgCall    *call,
 		append_attempt(&b, &attempts[i]);
 	}
 	appendStringInfoChar(&b, ']');
-	key(&b, &first, "skipped");
+	lg_jkey(&b, &first, "skipped");
 	appendStringInfoChar(&b, '[');
 	for (int i = 0; i < nskipped; i++)
 	{
@@ -203,16 +166,15 @@ lg_result_build(const LgCall    *call,
 		append_skip(&b, &skipped[i]);
 	}
 	appendStringInfoChar(&b, ']');
-	key(&b, &first, "usage");
+	lg_jkey(&b, &first, "usage");
 	append_usage(&b, call->tenant, final);
 	ms_field(&b, &first, "latency_ms", latency_ms);
-	int_field(&b, &first, "usage_id", final->usage_id);
-	str_field(&b,
-			  &first,
-			  "provider_request_id",
-			  final->reply.provider_request_id);
+	lg_jint(&b, &first, "usage_id", final->usage_id);
+	lg_jstr(&b,
+			&first,
+			"provider_request_id",
+			final->reply.provider_request_id);
 	appendStringInfoChar(&b, '}');
 
-	return DatumGetJsonbP(
-		DirectFunctionCall1(jsonb_in, CStringGetDatum(b.data)));
+	return lg_jfinish(&b);
 }

@@ -12,6 +12,7 @@
 
 #include "storage/ipc.h"
 #include "storage/shmem.h"
+#include "utils/wait_event.h"
 
 LgShared *lg_shared = NULL;
 HTAB     *lg_provider_states = NULL;
@@ -140,4 +141,17 @@ lg_worker_wake(void)
 	latch = lg_shared->worker_latch;
 	if (latch != NULL)
 		SetLatch(latch);
+}
+
+/* Wait ms on our latch (waking early when it is set), then check for
+ * interrupts: the polling step of every wait for another process. */
+void
+lg_nap(int ms)
+{
+	(void) WaitLatch(MyLatch,
+					 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 ms,
+					 PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
 }

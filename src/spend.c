@@ -429,12 +429,7 @@ slot_alloc_waiting(void)
 							 "llm_gateway worker runs, or raise "
 							 "llm_gateway.spend_queue_size.")));
 		lg_worker_wake();
-		(void) WaitLatch(MyLatch,
-						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 WAIT_MS,
-						 PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
+		lg_nap(WAIT_MS);
 		waited += WAIT_MS;
 	}
 }

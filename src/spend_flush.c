@@ -144,12 +144,7 @@ lg_spend_wait_for_writers(LgSpendReport *report)
 		LWLockRelease(lg_shared->lock);
 		if (!busy)
 			return;
-		(void) WaitLatch(MyLatch,
-						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 WAIT_MS,
-						 PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
+		lg_nap(WAIT_MS);
 		(void) lg_spend_flush(report, 1000);
 	}
 }

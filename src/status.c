@@ -200,6 +200,5 @@ llm_health(PG_FUNCTION_ARGS)
 					 worker_running() ? "true" : "false",
 					 lg_shared->nslots,
 					 free_slots);
-	PG_RETURN_JSONB_P(DatumGetJsonbP(
-		DirectFunctionCall1(jsonb_in, CStringGetDatum(b.data))));
+	PG_RETURN_JSONB_P(lg_jfinish(&b));
 }

@@ -19,6 +19,7 @@
 #include <math.h>
 
 #include "account.h"
+#include "http.h"
 #include "spi_util.h"
 
 #include "catalog/pg_type.h"

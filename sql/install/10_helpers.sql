@@ -158,6 +158,26 @@ BEGIN
 END
 $$;
 
+-- A setting naming a model: a registry model id or a route, or NULL.
+CREATE FUNCTION llm_gateway.config_model(config jsonb, key text, what text)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    m text := llm_gateway.config_text(config, key, what);
+BEGIN
+    IF m IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM llm_gateway.models WHERE model = m)
+       AND NOT EXISTS (SELECT 1 FROM llm_gateway.routes WHERE name = m) THEN
+        RAISE EXCEPTION USING ERRCODE = 'LG002',
+            MESSAGE = format('model "%s" does not exist', m),
+            HINT = format('"%s" names a registry model or a route: register it with llm_model_set() or llm_route_set() first.', key);
+    END IF;
+    RETURN m;
+END
+$$;
+
 CREATE FUNCTION llm_gateway.default_base_url(kind text)
 RETURNS text
 LANGUAGE sql IMMUTABLE

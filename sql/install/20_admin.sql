@@ -457,14 +457,7 @@ BEGIN
         t.allowed_models := llm_gateway.config_text_array(c, 'allowed_models', 'tenant');
     END IF;
     IF c ? 'default_model' THEN
-        t.default_model := llm_gateway.config_text(c, 'default_model', 'tenant');
-        IF t.default_model IS NOT NULL AND NOT EXISTS (
-               SELECT 1 FROM llm_gateway.models WHERE model = t.default_model)
-           AND NOT EXISTS (SELECT 1 FROM llm_gateway.routes WHERE name = t.default_model) THEN
-            RAISE EXCEPTION USING ERRCODE = 'LG002',
-                MESSAGE = format('model "%s" does not exist', t.default_model),
-                HINT = 'Register it with llm_model_set() or llm_route_set() first.';
-        END IF;
+        t.default_model := llm_gateway.config_model(c, 'default_model', 'tenant');
     END IF;
     IF c ? 'rpm' THEN t.rpm := llm_gateway.config_int(c, 'rpm', 'tenant', 1, 100000000); END IF;
     IF c ? 'tpm' THEN t.tpm := llm_gateway.config_int(c, 'tpm', 'tenant', 1, 2000000000); END IF;

@@ -96,14 +96,7 @@ BEGIN
         END IF;
     END IF;
     IF c ? 'downgrade_model' THEN
-        b.downgrade_model := llm_gateway.config_text(c, 'downgrade_model', 'budget');
-        IF b.downgrade_model IS NOT NULL
-           AND NOT EXISTS (SELECT 1 FROM llm_gateway.models WHERE model = b.downgrade_model)
-           AND NOT EXISTS (SELECT 1 FROM llm_gateway.routes WHERE name = b.downgrade_model) THEN
-            RAISE EXCEPTION USING ERRCODE = 'LG002',
-                MESSAGE = format('model "%s" does not exist', b.downgrade_model),
-                HINT = 'The downgrade model is a registry model id or a route.';
-        END IF;
+        b.downgrade_model := llm_gateway.config_model(c, 'downgrade_model', 'budget');
     END IF;
     IF b.at_limit = 'downgrade' AND b.downgrade_model IS NULL THEN
         PERFORM llm_gateway.config_error('budget', '"at_limit": "downgrade" needs a "downgrade_model"');
@@ -403,14 +396,7 @@ BEGIN
     IF c ? 'name' THEN a.name := llm_gateway.config_text(c, 'name', 'agent'); END IF;
     IF c ? 'role' THEN a.role := llm_gateway.config_text(c, 'role', 'agent'); END IF;
     IF c ? 'preferred_model' THEN
-        a.preferred_model := llm_gateway.config_text(c, 'preferred_model', 'agent');
-        IF a.preferred_model IS NOT NULL
-           AND NOT EXISTS (SELECT 1 FROM llm_gateway.models WHERE model = a.preferred_model)
-           AND NOT EXISTS (SELECT 1 FROM llm_gateway.routes WHERE name = a.preferred_model) THEN
-            RAISE EXCEPTION USING ERRCODE = 'LG002',
-                MESSAGE = format('model "%s" does not exist', a.preferred_model),
-                HINT = 'Register it with llm_model_set() or llm_route_set() first.';
-        END IF;
+        a.preferred_model := llm_gateway.config_model(c, 'preferred_model', 'agent');
     END IF;
     IF c ? 'active' THEN
         a.active := coalesce(llm_gateway.config_bool(c, 'active', 'agent'), true);

@@ -7,6 +7,7 @@ SELECT llm_provider_set('openai', 'openai',
            jsonb_build_object('base_url', :'base_url', 'api_key', :'api_key'))
        ->> 'api_key_set' AS key_stored_sealed;
 CREATE ROLE acme_app LOGIN;
+SELECT llm_plan_set('pro', '{"name": "Pro", "rpm": 600, "max_concurrency": 20}') ->> 'plan' AS plan;
 SELECT llm_tenant_set('acme', '{"name": "Acme Ltda", "plan": "pro",
                                 "members": ["acme_app"],
                                 "default_model": "openai/gpt-4o-mini"}') ->> 'tenant' AS tenant;
@@ -75,17 +76,44 @@ RESET ROLE;
 SELECT llm_maintenance() -> 'spend' AS "worker pass (waits for the worker)";
 
 \echo
-\echo '-- 9. The usage ledger: one row per attempt, tokens, cost in USD, who wrote it'
+\echo '-- 9. A budget: 0.0003 USD a day, alerts at 50% and 80%; calls until it refuses one (LG040)'
+LISTEN llm_gateway_alerts;
+SELECT llm_budget_set('acme', 0.0003, 'usd', 'daily', '{"thresholds": [0.5, 0.8]}')
+       - 'id' - 'enabled' - 'webhook' AS budget;
+SET ROLE acme_app;
+DO $$
+DECLARE
+    n int := 0;
+BEGIN
+    WHILE n < 100 LOOP
+        PERFORM llm_chat('acme', 'openai/gpt-4o-mini', 'Mais uma pergunta, a ' || n || 'ª.',
+                         '{"max_tokens": 50, "agent": "budget-demo"}');
+        n := n + 1;
+    END LOOP;
+EXCEPTION WHEN SQLSTATE 'LG040' THEN
+    RAISE NOTICE 'call % refused: %', n + 1, SQLERRM;
+END
+$$;
+RESET ROLE;
+\echo '-- the worker writes the alerts and NOTIFYs llm_gateway_alerts (llm_maintenance() does it now):'
+SELECT llm_maintenance() IS NOT NULL AS alerts_written;
+SELECT type, threshold, message FROM llm_gateway.alerts ORDER BY id;
+SELECT b ->> 'unit' AS unit, b ->> 'period' AS period, b ->> 'limit' AS "limit", b ->> 'used' AS used,
+       b ->> 'percent' AS percent, b ->> 'projection' AS projection, b ->> 'state' AS state
+  FROM jsonb_array_elements(llm_budget_status('acme') -> 'budgets') b;
+
+\echo
+\echo '-- 10. The usage ledger: one row per attempt, tokens, cost in USD, who wrote it'
 SELECT id, tenant, agent, requested_model AS asked, provider, status, input_tokens AS "in",
        output_tokens AS "out", cost_usd, cached, was_fallback AS fallback, written_by
-  FROM llm_gateway.usage ORDER BY id;
+  FROM llm_gateway.usage WHERE agent IS DISTINCT FROM 'budget-demo' ORDER BY id;
 
 \echo
 \echo '-- Provider status, as the router sees it'
 SELECT provider, status, circuit, requests_1m, errors_1m FROM llm_providers_status();
 
 \echo
-\echo '-- 10. Spend per tenant and model'
+\echo '-- 11. Spend per tenant and model'
 SELECT tenant, model, count(*) AS calls, sum(input_tokens + output_tokens) AS tokens,
        sum(cost_usd) AS cost_usd
   FROM llm_gateway.usage GROUP BY 1, 2 ORDER BY 1, 2;

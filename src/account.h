@@ -121,7 +121,8 @@ typedef struct LgLimitsSource
 	TimestampTz   day_start; /* today in the tenant's time zone */
 	TimestampTz   day_end;
 	TimestampTz   lifted_at;
-	bool          all_agents; /* every agent's budgets (status) */
+	bool          all_agents;  /* every agent's budgets (status) */
+	bool          has_budgets; /* the tenant or its plan has any */
 } LgLimitsSource;
 
 typedef struct LgLimits
@@ -314,6 +315,13 @@ extern void lg_webhook_post(LgWebhookJob *job);
 extern void lg_webhook_record(const LgWebhookJob *job);
 extern int  lg_webhook_deliver_here(int max);
 
-extern int lg_rates_refresh(char **error);
+extern int   lg_rates_refresh(char **error);
+extern char *lg_fallback_rate(const char *currency);
+extern void  lg_rate_for(const char  *currency,
+						 char        *stored_rate,
+						 const char  *stored_source,
+						 bool         refresh_failed,
+						 char       **rate,
+						 const char **source);
 
 #endif /* LG_ACCOUNT_H */

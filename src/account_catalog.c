@@ -25,15 +25,28 @@ static const char *const budgets_sql =
 	"       (CASE WHEN b.unit IN ('tokens', 'requests') THEN b.amount"
 	"             ELSE b.amount * 1000000000000 END)::int8,"
 	"       (CASE WHEN b.unit IN ('usd', 'tokens', 'requests') THEN 1"
-	"             ELSE (llm_gateway.rate_for(b.unit)).rate END)::float8,"
+	"             ELSE r.rate END)::float8,"
 	"       array_to_string(ARRAY(SELECT round(t * 10000)::int4"
 	"                               FROM unnest(b.thresholds) t ORDER BY 1), "
 	"','),"
 	"       b.threshold_style = 'remaining', b.at_limit, b.downgrade_model,"
-	"       b.suspend, pb.period_start, pb.period_end, b.plan IS NOT NULL"
+	"       b.suspend, pb.s AT TIME ZONE $2, (pb.s + pb.len) AT TIME ZONE $2,"
+	"       b.plan IS NOT NULL"
 	"  FROM llm_gateway.budgets b"
-	"  CROSS JOIN LATERAL llm_gateway.period_bounds(b.period, $2,"
-	"                                               clock_timestamp()) pb"
+	"  LEFT JOIN llm_gateway.exchange_rates r ON r.currency = upper(b.unit)"
+	/* the current period in the tenant's zone, as llm_gateway.period_bounds() */
+	"  CROSS JOIN LATERAL (SELECT date_trunc(CASE b.period"
+	"                                         WHEN 'daily' THEN 'day'"
+	"                                         WHEN 'weekly' THEN 'week'"
+	"                                         ELSE 'month' END,"
+	"                                       clock_timestamp() AT TIME ZONE "
+	"$2) AS s,"
+	"                             CASE b.period WHEN 'daily' THEN interval '1 "
+	"day'"
+	"                                           WHEN 'weekly' THEN interval "
+	"'1 week'"
+	"                                           ELSE interval '1 month' END "
+	"AS len) pb"
 	" WHERE b.enabled"
 	"   AND ((b.tenant = $1 AND (b.agent IS NULL OR b.agent = $3 OR $5))"
 	"        OR (b.plan = $4 AND NOT EXISTS ("
@@ -105,6 +118,7 @@ read_budget(LgBudget *b, int row, const char *tenant, MemoryContext cxt)
 	bool  isnull;
 	char *text;
 	Datum rate;
+	char *fallback;
 
 	memset(b, 0, sizeof(*b));
 	b->id = lg_spi_int64(row, 1);
@@ -114,7 +128,8 @@ read_budget(LgBudget *b, int row, const char *tenant, MemoryContext cxt)
 	b->period = period_of(lg_spi_text(row, 4, cxt));
 	b->limit = lg_spi_int64(row, 5);
 	rate = lg_spi_col(row, 6, &isnull);
-	if (isnull)
+	fallback = isnull ? lg_fallback_rate(b->unit_name) : NULL;
+	if (isnull && fallback == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_LG_INVALID_CONFIG),
 				 errmsg("there is no exchange rate for the %s budget of "
@@ -124,7 +139,7 @@ read_budget(LgBudget *b, int row, const char *tenant, MemoryContext cxt)
 						tenant),
 				 errhint("Set one with llm_exchange_rate_set() or "
 						 "llm_gateway.fallback_rates.")));
-	b->rate = DatumGetFloat8(rate);
+	b->rate = isnull ? strtod(fallback, NULL) : DatumGetFloat8(rate);
 	text = lg_spi_text(row, 7, cxt);
 	b->nthresholds = parse_ints(text, b->thresholds, LG_MAX_THRESHOLDS);
 	b->remaining_style = lg_spi_bool(row, 8);
@@ -232,9 +247,16 @@ lg_limits_load(LgLimits *lim, const LgLimitsSource *src, MemoryContext cxt)
 	args[2] = CStringGetTextDatum(src->agent ? src->agent : "");
 	args[3] = CStringGetTextDatum(src->plan ? src->plan : "");
 	args[4] = BoolGetDatum(src->all_agents);
-	lg_spi_select(lg_spi_prepare_once(&budgets_plan, budgets_sql, 5, types),
-				  args);
-	n = (int) SPI_processed;
+	n = 0;
+	if (src->has_budgets) /* most calls: no second query */
+	{
+		lg_spi_select(lg_spi_prepare_once(&budgets_plan,
+										  budgets_sql,
+										  5,
+										  types),
+					  args);
+		n = (int) SPI_processed;
+	}
 	lim->budgets = MemoryContextAllocZero(cxt, sizeof(LgBudget) * (n + 4));
 	for (int i = 0; i < n; i++)
 		read_budget(&lim->budgets[k++], i, src->tenant, cxt);

@@ -185,24 +185,16 @@ settle(LgAccount     *acct,
 }
 
 /*
- * Before an attempt: the reservation tops up to this deployment's worst
- * case.  The first attempt has it already; later ones need the room again.
+ * Hold each budget's shortfall to the estimates just computed, if all fit
+ * (allow budgets always do, flagging the call); else *full is the budget
+ * without room and nothing is held.
  */
-bool
-lg_account_attempt_begin(LgAccount          *acct,
-						 const LgDeployment *dep,
-						 const char        **why)
+static bool
+top_up(LgAccount *acct, int *full)
 {
-	LgLimits *lim;
+	LgLimits *lim = acct->limits;
 	bool      fits = true;
-	int       full = -1;
 
-	if (acct == NULL)
-		return true;
-	lim = acct->limits;
-	for (int i = 0; i < lim->nbudgets; i++)
-		lim->budgets[i].estimate =
-			lg_account_estimate(acct, &lim->budgets[i], dep);
 	LWLockAcquire(lg_shared->account_lock, LW_EXCLUSIVE);
 	for (int i = 0; i < lim->nbudgets && fits; i++)
 	{
@@ -217,7 +209,7 @@ lg_account_attempt_begin(LgAccount          *acct,
 		else
 		{
 			fits = false;
-			full = i;
+			*full = i;
 		}
 	}
 	for (int i = 0; i < lim->nbudgets && fits; i++)
@@ -229,18 +221,45 @@ lg_account_attempt_begin(LgAccount          *acct,
 			lg_budget_hold(s, b, b->estimate - b->held);
 	}
 	LWLockRelease(lg_shared->account_lock);
-	if (!fits)
+	return fits;
+}
+
+/*
+ * Before an attempt: the reservation tops up to this deployment's worst
+ * case.  The first attempt has it already (no lock taken then); later ones
+ * need the room again.
+ */
+bool
+lg_account_attempt_begin(LgAccount          *acct,
+						 const LgDeployment *dep,
+						 const char        **why)
+{
+	LgLimits *lim;
+	bool      short_of = false;
+	int       full = -1;
+
+	if (acct == NULL)
+		return true;
+	lim = acct->limits;
+	for (int i = 0; i < lim->nbudgets; i++)
+	{
+		LgBudget *b = &lim->budgets[i];
+
+		b->estimate = lg_account_estimate(acct, b, dep);
+		short_of |= b->estimate > b->held;
+	}
+	if (short_of && !top_up(acct, &full))
+	{
 		*why = psprintf("the %s %s budget has no room left for another "
 						"attempt",
 						lg_period_name(lim->budgets[full].period),
 						lim->budgets[full].unit_name);
-	else
-	{
-		memset(&acct->in_flight_floor, 0, sizeof(LgUsage));
-		acct->in_flight_floor.input_tokens = acct->prompt_tokens;
-		acct->in_flight_price = dep->price;
+		return false;
 	}
-	return fits;
+	memset(&acct->in_flight_floor, 0, sizeof(LgUsage));
+	acct->in_flight_floor.input_tokens = acct->prompt_tokens;
+	acct->in_flight_price = dep->price;
+	return true;
 }
 
 /* The request is leaving: it may cost money from now on. */

@@ -40,11 +40,13 @@ enum
 	TC_AGENT_KNOWN,
 	TC_AGENT_ACTIVE,
 	TC_AGENT_MODEL,
-	TC_AGENT_RPM, /* the agent's own five */
-	TC_RATE = TC_AGENT_RPM + 5,
+	TC_AGENT_RPM,               /* the agent's own five */
+	TC_RATE = TC_AGENT_RPM + 5, /* the stored exchange rate, if any */
 	TC_RATE_SOURCE,
+	TC_RATE_FAILED,
 	TC_DAY_START,
-	TC_DAY_END
+	TC_DAY_END,
+	TC_HAS_BUDGETS
 };
 
 static const char *const tenant_sql =
@@ -59,13 +61,18 @@ static const char *const tenant_sql =
 	"       t.suspension_lifted_at,"
 	"       a.agent IS NOT NULL, a.active, a.preferred_model,"
 	"       a.rpm, a.tpm, a.rpd::int8, a.tpd, a.max_concurrency,"
-	"       r.rate::text, r.source, d.period_start, d.period_end"
+	"       r.rate::text, r.source, r.last_error IS NOT NULL,"
+	"       d.s AT TIME ZONE t.timezone,"
+	"       (d.s + interval '1 day') AT TIME ZONE t.timezone,"
+	"       EXISTS (SELECT 1 FROM llm_gateway.budgets b"
+	"                WHERE b.tenant = t.tenant OR b.plan = t.plan)"
 	"  FROM llm_gateway.tenants t"
 	"  LEFT JOIN llm_gateway.plans p ON p.plan = t.plan"
 	"  LEFT JOIN llm_gateway.agents a ON a.tenant = t.tenant AND a.agent = $2"
-	"  CROSS JOIN LATERAL llm_gateway.rate_for(t.currency) r"
-	"  CROSS JOIN LATERAL llm_gateway.period_bounds('daily', t.timezone,"
-	"                                               clock_timestamp()) d"
+	"  LEFT JOIN llm_gateway.exchange_rates r ON r.currency = t.currency"
+	/* today in the tenant's time zone, as llm_gateway.period_bounds() */
+	"  CROSS JOIN LATERAL (SELECT date_trunc('day', clock_timestamp()"
+	"                                AT TIME ZONE t.timezone) AS s) d"
 	" WHERE t.tenant = $1";
 
 static SPIPlanPtr tenant_plan = NULL;
@@ -171,10 +178,11 @@ fetch_tenant(const char     *tenant_id,
 			 LgLimitsSource *src,
 			 MemoryContext   cxt)
 {
-	Oid   caller = tenant->caller;
-	Oid   argtypes[2] = {TEXTOID, TEXTOID};
-	Datum args[2];
-	char *scope;
+	Oid           caller = tenant->caller;
+	Oid           argtypes[2] = {TEXTOID, TEXTOID};
+	Datum         args[2];
+	char         *scope;
+	MemoryContext old;
 
 	args[0] = CStringGetTextDatum(tenant_id);
 	args[1] = CStringGetTextDatum(agent ? agent : "");
@@ -199,8 +207,14 @@ fetch_tenant(const char     *tenant_id,
 	tenant->tenant = MemoryContextStrdup(cxt, tenant_id);
 	tenant->currency = lg_spi_text(0, TC_CURRENCY, cxt);
 	tenant->timezone = lg_spi_text(0, TC_TIMEZONE, cxt);
-	tenant->exchange_rate = lg_spi_text(0, TC_RATE, cxt);
-	tenant->rate_source = lg_spi_text(0, TC_RATE_SOURCE, cxt);
+	old = MemoryContextSwitchTo(cxt); /* the rate outlives SPI */
+	lg_rate_for(tenant->currency,
+				lg_spi_text(0, TC_RATE, cxt),
+				lg_spi_text(0, TC_RATE_SOURCE, cxt),
+				lg_spi_bool(0, TC_RATE_FAILED),
+				&tenant->exchange_rate,
+				&tenant->rate_source);
+	MemoryContextSwitchTo(old);
 	tenant->suspended_until = timestamp_col(TC_SUSPENDED_UNTIL);
 	tenant->suspended_reason = lg_spi_text(0, TC_SUSPENDED_REASON, cxt);
 	scope = lg_spi_text(0, TC_CACHE_SCOPE, cxt);
@@ -217,6 +231,7 @@ fetch_tenant(const char     *tenant_id,
 	quota_config(&src->agent_quota, TC_AGENT_RPM);
 	src->day_start = timestamp_col(TC_DAY_START);
 	src->day_end = timestamp_col(TC_DAY_END);
+	src->has_budgets = lg_spi_bool(0, TC_HAS_BUDGETS);
 	src->lifted_at = timestamp_col(TC_LIFTED_AT);
 }
 

@@ -206,3 +206,77 @@ lg_rates_refresh(char **error)
 	record_failure("", *error);
 	return -1;
 }
+
+/*
+ * The fallback rate of a currency from llm_gateway.fallback_rates
+ * ("BRL=5.00, EUR=0.92"), as numeric text, or NULL.
+ */
+char *
+lg_fallback_rate(const char *currency)
+{
+	const char *p = lg_fallback_rates ? lg_fallback_rates : "";
+	size_t      len = strlen(currency);
+
+	while (*p)
+	{
+		const char *end;
+
+		while (*p == ' ' || *p == ',')
+			p++;
+		end = p + strcspn(p, ",");
+		if (pg_strncasecmp(p, currency, len) == 0)
+		{
+			const char *v = p + len;
+
+			while (*v == ' ')
+				v++;
+			if (*v == '=')
+			{
+				char *rate;
+
+				v++;
+				while (*v == ' ')
+					v++;
+				rate = pnstrdup(v, end - v);
+				while (*rate && rate[strlen(rate) - 1] == ' ')
+					rate[strlen(rate) - 1] = '\0';
+				return strspn(rate, "0123456789.") == strlen(rate) && *rate
+						   ? rate
+						   : NULL;
+			}
+		}
+		p = end;
+	}
+	return NULL;
+}
+
+/*
+ * The rate a call uses, as llm_gateway.rate_for() says in SQL: 1 for USD;
+ * the stored rate ("manual", "api", or "last_known" when the last refresh
+ * failed); else the configured fallback; else none ("missing").
+ */
+void
+lg_rate_for(const char  *currency,
+			char        *stored_rate,
+			const char  *stored_source,
+			bool         refresh_failed,
+			char       **rate,
+			const char **source)
+{
+	if (pg_strcasecmp(currency, "USD") == 0)
+	{
+		*rate = pstrdup("1");
+		*source = "identity";
+	}
+	else if (stored_rate != NULL)
+	{
+		*rate = stored_rate;
+		*source = strcmp(stored_source, "manual") == 0 ? "manual"
+				  : refresh_failed                     ? "last_known"
+													   : "api";
+	}
+	else if ((*rate = lg_fallback_rate(currency)) != NULL)
+		*source = "fallback";
+	else
+		*source = "missing";
+}

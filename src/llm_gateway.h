@@ -208,7 +208,7 @@ typedef struct LgTenant
 	char        *tenant;
 	char        *currency;
 	char        *exchange_rate; /* units of currency per USD, numeric text */
-	char        *rate_source;   /* identity, api, manual, last_known, ... */
+	const char  *rate_source;   /* identity, api, manual, last_known, ... */
 	char        *timezone;
 	TimestampTz  suspended_until; /* 0: not suspended */
 	char        *suspended_reason;

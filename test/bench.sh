@@ -28,8 +28,13 @@ CREATE EXTENSION llm_gateway;
 SELECT llm_provider_set('openai', 'openai',
          '{"base_url": "http://127.0.0.1:$MOCK_PORT/v1", "api_key": "sk-mock-0123456789abcdef"}');
 SELECT llm_tenant_set('bench', '{"members": ["public"]}');
+-- the same, accountable: a budget, rate limits and a daily quota, never reached
+SELECT llm_tenant_set('metered', '{"members": ["public"], "rpm": 100000000, "tpm": 2000000000,
+                                   "tpd": 1000000000000, "max_concurrency": 1000}');
+SELECT llm_budget_set('metered', 1000000, 'usd', 'monthly');
 CREATE TABLE bench_insert (id bigserial PRIMARY KEY, at timestamptz DEFAULT now(), payload text);
 SELECT llm_chat('bench', 'openai/gpt-4o-mini', 'the cached prompt');
+SELECT llm_chat('metered', 'openai/gpt-4o-mini', 'the cached prompt', '{"max_tokens": 50}');
 SQL
 
 # pgbench NAME CLIENTS SCRIPT -> "tps latency_ms"
@@ -52,6 +57,10 @@ read -r hit8_tps hit8_lat <<<"$(pgb hit8 8 "SELECT llm_chat('bench', 'openai/gpt
 MISS='\set r random(1, 1000000000)
 SELECT llm_chat('"'"'bench'"'"', '"'"'openai/gpt-4o-mini'"'"', '"'"'miss '"'"' || :r, '"'"'{"cache": "bypass"}'"'"');'
 read -r miss1_tps miss1_lat <<<"$(pgb miss1 1 "$MISS")"
+read -r mhit8_tps mhit8_lat <<<"$(pgb mhit8 8 "SELECT llm_chat('metered', 'openai/gpt-4o-mini', 'the cached prompt', '{\"max_tokens\": 50}');")"
+MMISS='\set r random(1, 1000000000)
+SELECT llm_chat('"'"'metered'"'"', '"'"'openai/gpt-4o-mini'"'"', '"'"'miss '"'"' || :r, '"'"'{"cache": "bypass", "max_tokens": 50}'"'"');'
+read -r mmiss1_tps mmiss1_lat <<<"$(pgb mmiss1 1 "$MMISS")"
 read -r http_rps http_mean http_median <<<"$(python3 test/bench_http.py "http://127.0.0.1:$MOCK_PORT/v1" sk-mock-0123456789abcdef "$SECONDS_EACH")"
 
 ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
@@ -74,6 +83,8 @@ upstream: the Python mock provider on loopback (test/mock). Reproduce with \`mak
 | \`llm_chat\`, cache hit | 1 | $hit1_tps | $hit1_lat |
 | \`llm_chat\`, cache hit | 8 | $hit8_tps | $hit8_lat |
 | \`llm_chat\`, cache miss (upstream call) | 1 | $miss1_tps | $miss1_lat |
+| \`llm_chat\`, cache hit, tenant with a budget and rate limits | 8 | $mhit8_tps | $mhit8_lat |
+| \`llm_chat\`, cache miss, tenant with a budget and rate limits | 1 | $mmiss1_tps | $mmiss1_lat |
 | direct HTTP to the upstream, kept alive (floor) | 1 | $http_rps | $http_mean (median $http_median) |
 
 Ratios from this run:
@@ -85,5 +96,8 @@ Ratios from this run:
   to the same upstream ($(ratio "$miss1_lat" "$http_mean")× its latency), which is the
   gateway's overhead per call: SQL, tenant and route lookup, the spend slot, the
   ledger insert and commit, and JSON handling.
+- budgets and rate limits (admission, settlement, the budget lookup): cache hit at
+  8 clients $(ratio "$mhit8_tps" "$hit8_tps") of the throughput without them; cache miss
+  at 1 client $(diff_ms "$mmiss1_lat" "$miss1_lat") ms more per call.
 MD
 cat bench/results.md

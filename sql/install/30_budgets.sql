@@ -91,6 +91,7 @@ CREATE TABLE llm_gateway.budgets (
 );
 COMMENT ON TABLE llm_gateway.budgets IS
     'Budgets of tenants, agents and plans; change with llm_budget_set() and llm_plan_set()';
+CREATE INDEX budgets_plan ON llm_gateway.budgets (plan) WHERE plan IS NOT NULL;
 
 -- Exchange rates: units of a currency per US dollar.  The worker refreshes
 -- the "api" rows from llm_gateway.exchange_rate_url; "manual" rows are set

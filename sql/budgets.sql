@@ -78,6 +78,14 @@ SELECT count(*) FILTER (WHERE over_budget) AS over, count(*) AS calls
 SELECT b ->> 'used' AS used, b ->> 'state' AS state
   FROM jsonb_array_elements(llm_budget_status('bud') -> 'budgets') b;
 
+-- weekly and monthly budgets: warning, critical (from 0.9) and exceeded
+SELECT llm_tenant_set('bud_month', '{"members": ["public"]}') ->> 'tenant';
+SELECT llm_budget_set('bud_month', 1, 'requests', 'monthly',
+           '{"at_limit": "allow", "thresholds": [0.5, 0.95]}') ->> 'period';
+SELECT bud_call('bud_month');
+SELECT llm_maintenance() IS NOT NULL AS flushed;
+SELECT type, threshold, message FROM llm_gateway.alerts WHERE tenant = 'bud_month' ORDER BY threshold;
+
 ---------------------------------------------------------------------------
 -- downgrade: the call goes to the budget's downgrade model
 ---------------------------------------------------------------------------

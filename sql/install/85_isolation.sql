@@ -16,7 +16,7 @@
 -- lists as the extension's owner.
 CREATE FUNCTION llm_gateway.member_tenants()
 RETURNS text[]
-LANGUAGE C STABLE PARALLEL SAFE
+LANGUAGE C STABLE PARALLEL RESTRICTED   -- switches user: the leader only
 AS 'MODULE_PATHNAME', 'llm_gateway_member_tenants';
 COMMENT ON FUNCTION llm_gateway.member_tenants() IS
     'The tenants the current role is a member of (row-level security uses it)';

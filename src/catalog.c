@@ -1,6 +1,11 @@
 /*
  * catalog.c — the tenant of a call and the caller's right to act for it.
  *
+ * One query reads the tenant with what it inherits from its plan, the
+ * call's agent, the stored exchange rate and today's bounds in the
+ * tenant's time zone; the route and deployments (plan.c) and the budgets
+ * (account_catalog.c) follow in the same SPI connection.
+ *
  * The configuration tables are not readable by the roles that call
  * llm_complete() (they hold sealed API keys and other tenants' settings), so
  * the lookups run as the owner of schema llm_gateway, under a search_path of

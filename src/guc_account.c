@@ -69,7 +69,7 @@ lg_define_account_settings(void)
 			   "Tenants whose budgets and rate limits shared memory can "
 			   "track.",
 			   "Sizes the budget counters (4 per tenant) and the rate-limit "
-			   "windows (2 per tenant); about 3 kB per tenant.",
+			   "windows (2 per tenant); about 7 kB per tenant.",
 			   &lg_max_tenants,
 			   1024,
 			   16,

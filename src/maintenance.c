@@ -26,12 +26,15 @@ PG_FUNCTION_INFO_V1(llm_maintenance);
 static void
 refresh_rates(LgMaintenance *m)
 {
-	LgOwnerScope scope;
+	MemoryContext cxt = CurrentMemoryContext;
+	LgOwnerScope  scope;
+	char         *error;
 
 	lg_owner_scope_enter(&scope);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	m->rates = lg_rates_refresh(&m->rates_error);
+	m->rates = lg_rates_refresh(&error);
+	m->rates_error = error ? MemoryContextStrdup(cxt, error) : NULL;
 	SPI_finish();
 	lg_owner_scope_exit(&scope);
 }

@@ -191,7 +191,15 @@ run_pass(bool full, bool main_worker)
 							n)));
 	}
 	else if (ledger_lockable())
+	{
 		lg_maintenance_run(&m, false);
+		if (m.rates < 0)
+			ereport(LOG,
+					(errmsg("llm_gateway could not refresh the exchange "
+							"rates: %s",
+							m.rates_error),
+					 errhint("Calls use the last known rates meanwhile.")));
+	}
 	if (main_worker)
 		start_flushers();
 	SPI_finish();

@@ -46,6 +46,8 @@ OBJS = \
 	src/alerts.o \
 	src/webhook.o \
 	src/currency.o \
+	src/duties.o \
+	src/histogram.o \
 	src/api.o
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql

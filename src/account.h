@@ -169,6 +169,8 @@ extern int   lg_webhook_timeout_ms;
 extern int   lg_webhook_max_attempts;
 extern int   lg_webhook_retry_ms;
 extern int   lg_rate_alert_interval_s;
+extern int   lg_ledger_retention_months;
+extern int   lg_sweep_interval_s;
 
 extern void lg_define_account_settings(void);
 
@@ -191,6 +193,8 @@ extern void  lg_account_attempt_end(LgAccount *acct, const LgAttempt *a);
 extern void  lg_account_cache_hit(LgAccount *acct);
 extern void  lg_account_finish(LgAccount *acct);
 extern void  lg_account_abort(LgAccount *acct);
+extern int   lg_account_sweep(LgLimits *limits);
+extern int   lg_budgets_reconcile(LgLimits *limits);
 extern int64 lg_account_estimate(const LgAccount    *acct,
 								 const LgBudget     *b,
 								 const LgDeployment *dep);
@@ -226,6 +230,12 @@ extern int64
 lg_budget_measure(const LgBudget *b, const LgUsage *usage, int64 cost_picousd);
 extern char       *lg_budget_format(const LgBudget *b, int64 amount);
 extern const char *lg_period_name(LgPeriod period);
+extern bool
+lg_budget_quiet(const char *tenant, const LgBudget *b, uint64 *changes);
+extern bool lg_budget_reconcile(const char     *tenant,
+								const LgBudget *b,
+								uint64          changes,
+								int64           ledger_spent);
 
 /* With LgShared.account_lock held (account.c). */
 extern LgBudgetState *lg_budget_state(const char *tenant, const LgBudget *b);
@@ -316,6 +326,8 @@ extern void lg_webhook_record(const LgWebhookJob *job);
 extern int  lg_webhook_deliver_here(int max);
 
 extern int   lg_rates_refresh(char **error);
+extern void  lg_duties_run(LgMaintenance *m);
+extern void  lg_duty_partitions(LgMaintenance *m);
 extern char *lg_fallback_rate(const char *currency);
 extern void  lg_rate_for(const char  *currency,
 						 char        *stored_rate,

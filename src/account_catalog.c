@@ -180,9 +180,9 @@ daily_quota(LgBudget             *b,
 	b->period_end = src->day_end;
 }
 
-/* Build the counter of b from the ledger unless it is current already. */
-static void
-make_ready(const char *tenant, const LgBudget *b)
+/* What the ledger says of b: spent this period, and the thresholds fired. */
+static int64
+ledger_spent(const char *tenant, const LgBudget *b, int32 *fired, int *nfired)
 {
 	Oid   types[7] = {TEXTOID,
 					  TEXTOID,
@@ -192,12 +192,7 @@ make_ready(const char *tenant, const LgBudget *b)
 					  FLOAT8OID,
 					  INT8OID};
 	Datum args[7];
-	int32 fired[LG_MAX_THRESHOLDS];
-	int   nfired;
-	char *list;
 
-	if (lg_budget_ready(tenant, b))
-		return;
 	args[0] = CStringGetTextDatum(tenant);
 	args[1] = CStringGetTextDatum(b->agent ? b->agent : "");
 	args[2] = TimestampTzGetDatum(b->period_start);
@@ -205,10 +200,71 @@ make_ready(const char *tenant, const LgBudget *b)
 	args[4] = CStringGetTextDatum(b->unit_name);
 	args[5] = Float8GetDatum(b->rate);
 	args[6] = Int64GetDatum(b->id);
-	lg_spi_select(lg_spi_prepare_once(&spent_plan, spent_sql, 7, types), args);
-	list = lg_spi_text(0, 2, CurrentMemoryContext);
-	nfired = parse_ints(list, fired, LG_MAX_THRESHOLDS);
-	lg_budget_install(tenant, b, lg_spi_int64(0, 1), fired, nfired);
+	/* not read-only: a fresh snapshot, with whatever committed just now */
+	if (SPI_execute_plan(lg_spi_prepare_once(&spent_plan, spent_sql, 7, types),
+						 args,
+						 NULL,
+						 false,
+						 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the ledger for a budget");
+	*nfired = parse_ints(lg_spi_text(0, 2, CurrentMemoryContext),
+						 fired,
+						 LG_MAX_THRESHOLDS);
+	return lg_spi_int64(0, 1);
+}
+
+/* Build the counter of b from the ledger unless it is current already. */
+static void
+make_ready(const char *tenant, const LgBudget *b)
+{
+	int32 fired[LG_MAX_THRESHOLDS];
+	int   nfired;
+	int64 spent;
+
+	if (lg_budget_ready(tenant, b))
+		return;
+	spent = ledger_spent(tenant, b, fired, &nfired);
+	lg_budget_install(tenant, b, spent, fired, nfired);
+}
+
+/*
+ * Set the quiet counters of these budgets to what the ledger says: those
+ * with nothing reserved, no ledger row of the tenant still waiting in the
+ * spend queue, and no call between the look and the fix.  Returns how many
+ * were corrected (each is logged: a counter that drifted is news).
+ */
+int
+lg_budgets_reconcile(LgLimits *lim)
+{
+	int n = 0;
+
+	if (lg_spend_pending_for(lim->tenant))
+		return 0;
+	for (int i = 0; i < lim->nbudgets; i++)
+	{
+		const LgBudget *b = &lim->budgets[i];
+		int32           fired[LG_MAX_THRESHOLDS];
+		int             nfired;
+		uint64          changes;
+		int64           spent;
+
+		if (b->id < 0 || !lg_budget_quiet(lim->tenant, b, &changes))
+			continue;
+		spent = ledger_spent(lim->tenant, b, fired, &nfired);
+		if (!lg_spend_pending_for(lim->tenant) &&
+			lg_budget_reconcile(lim->tenant, b, changes, spent))
+		{
+			ereport(LOG,
+					(errmsg("llm_gateway reconciled the %s %s budget of "
+							"tenant \"%s\" with the ledger: %s",
+							lg_period_name(b->period),
+							b->unit_name,
+							lim->tenant,
+							lg_budget_format(b, spent))));
+			n++;
+		}
+	}
+	return n;
 }
 
 static void

@@ -149,7 +149,7 @@ queue_alerts(LgAccount *acct, const PendingAlert *p, int n)
  * Add what was spent to every budget (the amounts in each budget's unit,
  * from a usage, a cost and a number of requests) and queue the alerts.
  */
-static void
+static int
 settle(LgAccount     *acct,
 	   const LgUsage *usage,
 	   int64          cost,
@@ -182,6 +182,7 @@ settle(LgAccount     *acct,
 			lg_quota_give_back(&lim->rates[i], lim->tenant, acct->tokens_used);
 	LWLockRelease(lg_shared->account_lock);
 	queue_alerts(acct, pending, n);
+	return n;
 }
 
 /*
@@ -329,4 +330,19 @@ lg_account_abort(LgAccount *acct)
 		settle(acct, &floor, cost, 0, false);
 	}
 	lg_account_finish(acct);
+}
+
+/*
+ * Fire the thresholds the budgets reached without a call (an amount
+ * lowered, say): a settlement of nothing.  Returns the alerts queued.
+ */
+int
+lg_account_sweep(LgLimits *limits)
+{
+	LgAccount acct;
+	LgUsage   none = {0};
+
+	memset(&acct, 0, sizeof(acct));
+	acct.limits = limits;
+	return settle(&acct, &none, 0, 0, false);
 }

@@ -45,6 +45,7 @@ struct LgBudgetState
 	TimestampTz suspended_at; /* 0: this budget suspends no one */
 	TimestampTz suspended_until;
 	TimestampTz last_used;
+	uint64      changes; /* every hold, settle and release */
 };
 
 /* An idle state is dropped to make room after this long. */
@@ -273,6 +274,7 @@ lg_budget_hold(LgBudgetState *s, LgBudget *b, int64 amount)
 {
 	s->reserved += amount;
 	b->held += amount;
+	s->changes++;
 }
 
 /*
@@ -288,6 +290,7 @@ lg_budget_settle(LgBudgetState *s, LgBudget *b, int64 spent)
 		s->spent = PG_INT64_MAX;
 	s->reserved -= release;
 	b->held -= release;
+	s->changes++;
 }
 
 /* Give back whatever the call still holds. */
@@ -296,6 +299,7 @@ lg_budget_release(LgBudgetState *s, LgBudget *b)
 {
 	s->reserved -= b->held;
 	b->held = 0;
+	s->changes++;
 }
 
 static bool
@@ -363,6 +367,54 @@ lg_budget_state_values(const LgBudgetState *s,
 	*spent = s->spent;
 	*reserved = s->reserved;
 	*suspended_until = s->suspended_until;
+}
+
+/* ---- reconciliation with the ledger (duties.c) ---- */
+
+/*
+ * Is the budget's counter quiet — loaded, current, nothing reserved?  Then
+ * *changes says how many times it moved, to tell later whether it did.
+ */
+bool
+lg_budget_quiet(const char *tenant, const LgBudget *b, uint64 *changes)
+{
+	LgBudgetState *s;
+	bool           quiet;
+
+	LWLockAcquire(lg_shared->account_lock, LW_SHARED);
+	s = find(tenant, b);
+	quiet = s != NULL && s->unit == b->unit &&
+			s->period_start == b->period_start && s->reserved == 0;
+	*changes = quiet ? s->changes : 0;
+	LWLockRelease(lg_shared->account_lock);
+	return quiet;
+}
+
+/*
+ * Set a quiet counter to what the ledger says, unless it moved since
+ * lg_budget_quiet (a call in between may not be in that ledger sum yet).
+ * Returns true when the counter was corrected.
+ */
+bool
+lg_budget_reconcile(const char     *tenant,
+					const LgBudget *b,
+					uint64          changes,
+					int64           ledger_spent)
+{
+	LgBudgetState *s;
+	bool           corrected = false;
+
+	LWLockAcquire(lg_shared->account_lock, LW_EXCLUSIVE);
+	s = find(tenant, b);
+	if (s != NULL && s->changes == changes && s->reserved == 0 &&
+		s->period_start == b->period_start && s->spent != ledger_spent)
+	{
+		s->spent = ledger_spent;
+		s->changes++;
+		corrected = true;
+	}
+	LWLockRelease(lg_shared->account_lock);
+	return corrected;
 }
 
 /* ---- units ---- */

@@ -122,6 +122,15 @@ lg_owner_scope_enter(LgOwnerScope *scope)
 							 true,
 							 0,
 							 false);
+	/* our queries are small; on a large ledger their estimates are not */
+	(void) set_config_option("jit",
+							 "off",
+							 PGC_USERSET,
+							 PGC_S_SESSION,
+							 GUC_ACTION_SAVE,
+							 true,
+							 0,
+							 false);
 }
 
 void

@@ -17,6 +17,8 @@ int   lg_webhook_timeout_ms = 5000;
 int   lg_webhook_max_attempts = 6;
 int   lg_webhook_retry_ms = 30000;
 int   lg_rate_alert_interval_s = 600;
+int   lg_ledger_retention_months = 0;
+int   lg_sweep_interval_s = 30;
 
 static void
 define_int(const char *name,
@@ -134,6 +136,27 @@ lg_define_account_settings(void)
 			   86400000,
 			   PGC_SIGHUP,
 			   GUC_UNIT_MS);
+	define_int("llm_gateway.ledger_retention_months",
+			   "Months of raw ledger rows to keep; older monthly partitions "
+			   "are dropped.",
+			   "0 keeps them all.  The rollups (usage_hourly, usage_daily) "
+			   "are kept whatever this says.",
+			   &lg_ledger_retention_months,
+			   0,
+			   0,
+			   1200,
+			   PGC_SUSET,
+			   0);
+	define_int("llm_gateway.sweep_interval",
+			   "Least time between two sweeps of every budget by the worker.",
+			   "A sweep fires the thresholds reached without a call and "
+			   "sets quiet budget counters to the ledger.",
+			   &lg_sweep_interval_s,
+			   30,
+			   1,
+			   86400,
+			   PGC_SIGHUP,
+			   GUC_UNIT_S);
 	define_int("llm_gateway.rate_alert_interval",
 			   "Least time between two rate_limited alerts of one tenant or "
 			   "agent.",

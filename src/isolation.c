@@ -15,13 +15,21 @@
 #include "catalog/pg_type.h"
 #include "utils/acl.h"
 #include "utils/array.h"
+#include "utils/builtins.h"
 
 PG_FUNCTION_INFO_V1(llm_gateway_member_tenants);
+PG_FUNCTION_INFO_V1(llm_gateway_require_tenant);
 
 static const char *const members_sql =
 	"SELECT m.tenant, m.member::text FROM llm_gateway.tenant_members m"
 	" ORDER BY m.tenant";
 static SPIPlanPtr members_plan = NULL;
+
+static const char *const tenant_members_sql =
+	"SELECT ARRAY(SELECT m.member::text FROM llm_gateway.tenant_members m"
+	"              WHERE m.tenant = t.tenant)"
+	"  FROM llm_gateway.tenants t WHERE t.tenant = $1";
+static SPIPlanPtr tenant_members_plan = NULL;
 
 bool
 lg_caller_is_admin(void)
@@ -100,4 +108,56 @@ llm_gateway_member_tenants(PG_FUNCTION_ARGS)
 		elems[n++] = CStringGetTextDatum((char *) lfirst(lc));
 	PG_RETURN_ARRAYTYPE_P(
 		construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/*
+ * llm_gateway.require_tenant(tenant text) RETURNS void
+ *
+ * Refuses a tenant that does not exist (LG001) or that the current role may
+ * not act for (42501); the analytics functions, which run with the
+ * caller's rights, start with it.
+ */
+Datum
+llm_gateway_require_tenant(PG_FUNCTION_ARGS)
+{
+	Oid           caller = GetUserId();
+	bool          admin = lg_caller_is_admin();
+	MemoryContext cxt = CurrentMemoryContext;
+	char         *tenant;
+	Oid           types[1] = {TEXTOID};
+	Datum         args[1];
+	LgOwnerScope  scope;
+	bool          found;
+	List         *members = NIL;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_LG_TENANT_NOT_FOUND),
+				 errmsg("tenant must not be NULL")));
+	tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	args[0] = CStringGetTextDatum(tenant);
+	lg_owner_scope_enter(&scope);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	lg_spi_select(lg_spi_prepare_once(&tenant_members_plan,
+									  tenant_members_sql,
+									  1,
+									  types),
+				  args);
+	found = SPI_processed == 1;
+	if (found)
+		members = lg_spi_text_list(0, 1, cxt);
+	SPI_finish();
+	lg_owner_scope_exit(&scope);
+	if (!found)
+		ereport(ERROR,
+				(errcode(ERRCODE_LG_TENANT_NOT_FOUND),
+				 errmsg("tenant \"%s\" does not exist", tenant)));
+	if (!admin && !lg_role_is_member(caller, members))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for tenant \"%s\"", tenant),
+				 errdetail("Role \"%s\" is not a member of the tenant.",
+						   GetUserNameFromId(caller, false))));
+	PG_RETURN_VOID();
 }

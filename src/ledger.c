@@ -35,7 +35,7 @@ static const char *const insert_sql =
 	"  $29, $30, $31, $32, $33, $34::numeric / 1000000000000,"
 	"  $35, $36::numeric, $37,"
 	"  round($23::numeric / 1000000000000 * $36::numeric, 12), $38, $39)"
-	" ON CONFLICT (id) DO NOTHING";
+	" ON CONFLICT DO NOTHING"; /* each partition's unique id index */
 
 static const Oid param_types[NPARAMS] =
 	{INT8OID, TIMESTAMPTZOID, UUIDOID,   INT4OID, TEXTOID, TEXTOID, TEXTOID,

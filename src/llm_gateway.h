@@ -423,22 +423,24 @@ typedef struct LgSpendReport
 	int pending;   /* entries still waiting (callers' transactions open) */
 } LgSpendReport;
 
-extern void lg_spend_begin(LgSpendHandle      *h,
-						   const LgCall       *call,
-						   const LgDeployment *dep,
-						   int                 attempt);
-extern void lg_spend_interrupted(const LgSpendHandle *h, const char *why);
-extern void lg_spend_settle(LgSpendHandle   *h,
-							const LgCall    *call,
-							const LgAttempt *attempt,
-							LgSpendEntry    *entry);
-extern void lg_spend_inserted(const LgSpendHandle *h);
-extern bool lg_spend_flush(LgSpendReport *report, int max_rows);
-extern void lg_spend_wait_for_writers(LgSpendReport *report);
-extern int  lg_spend_discard(Oid dboid);
-extern int  lg_spend_waiting(void);
-extern void lg_spend_init_backend(void);
-extern int  lg_spend_other_databases(Oid *dboids, int max);
+extern void  lg_spend_begin(LgSpendHandle      *h,
+							const LgCall       *call,
+							const LgDeployment *dep,
+							int                 attempt);
+extern void  lg_spend_interrupted(const LgSpendHandle *h, const char *why);
+extern void  lg_spend_settle(LgSpendHandle   *h,
+							 const LgCall    *call,
+							 const LgAttempt *attempt,
+							 LgSpendEntry    *entry);
+extern void  lg_spend_inserted(const LgSpendHandle *h);
+extern bool  lg_spend_flush(LgSpendReport *report, int max_rows);
+extern void  lg_spend_wait_for_writers(LgSpendReport *report);
+extern int   lg_spend_discard(Oid dboid);
+extern int   lg_spend_waiting(void);
+extern void  lg_spend_init_backend(void);
+extern int   lg_spend_other_databases(Oid *dboids, int max);
+extern int64 lg_spend_pending_floor(bool *drawing);
+extern bool  lg_spend_pending_for(const char *tenant);
 
 extern void lg_ledger_insert(const LgSpendEntry *entry, bool by_caller);
 
@@ -589,7 +591,13 @@ typedef struct LgMaintenance
 	int           rates;       /* exchange rates refreshed, -1: failed */
 	char         *rates_error; /* why they could not be */
 	bool          deliver_webhooks;
-	int           webhooks; /* deliveries attempted */
+	int           webhooks;   /* deliveries attempted */
+	bool          forced;     /* llm_maintenance(): every duty, due or not */
+	int64         rolled_up;  /* ledger rows folded into the rollups */
+	char         *partitions; /* what maintain_partitions did (json) */
+	int           periods_closed; /* budget periods closed */
+	int           alerts_swept;   /* thresholds fired without a call */
+	int           reconciled;     /* budget counters set to the ledger */
 	double        duration_ms;
 } LgMaintenance;
 

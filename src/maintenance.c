@@ -59,11 +59,15 @@ lg_maintenance_run(LgMaintenance *m, bool wait_for_writers)
 		m->cache_evicted = lg_cache_evict();
 		refresh_rates(m);
 	}
+	if (m->full)
+		lg_duties_run(m);
 	m->events_written = lg_events_flush();
 	if (wait_for_writers)
 		lg_events_wait_for_writers();
 	if (m->deliver_webhooks)
 		m->webhooks = lg_webhook_deliver_here(LG_WEBHOOK_BATCH);
+	if (m->full)
+		lg_duty_partitions(m);
 	INSTR_TIME_SET_CURRENT(elapsed);
 	INSTR_TIME_SUBTRACT(elapsed, start);
 	m->duration_ms = INSTR_TIME_GET_MILLISEC(elapsed);
@@ -100,7 +104,17 @@ lg_maintenance_jsonb(const LgMaintenance *m)
 		escape_json(&b, m->rates_error);
 	else
 		appendStringInfoString(&b, "null");
-	appendStringInfo(&b, ", \"webhooks_delivered\": %d}", m->webhooks);
+	appendStringInfo(&b,
+					 ", \"webhooks_delivered\": %d, "
+					 "\"rolled_up\": " INT64_FORMAT
+					 ", \"periods_closed\": %d, \"alerts_swept\": %d, "
+					 "\"reconciled\": %d, \"partitions\": %s}",
+					 m->webhooks,
+					 m->rolled_up,
+					 m->periods_closed,
+					 m->alerts_swept,
+					 m->reconciled,
+					 m->partitions ? m->partitions : "null");
 	return lg_jfinish(&b);
 }
 
@@ -121,6 +135,7 @@ llm_maintenance(PG_FUNCTION_ARGS)
 	m.at = PG_ARGISNULL(0) ? GetCurrentTransactionStartTimestamp()
 						   : PG_GETARG_TIMESTAMPTZ(0);
 	m.full = true;
+	m.forced = true;
 	m.deliver_webhooks = true;
 	lg_maintenance_run(&m, true);
 	PG_RETURN_JSONB_P(lg_maintenance_jsonb(&m));

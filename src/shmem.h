@@ -192,6 +192,7 @@ typedef struct LgShared
 	LWLock          *route_lock;
 	LWLock          *account_lock;
 	TimestampTz      rates_checked_at; /* last exchange-rate refresh attempt */
+	TimestampTz      swept_at;         /* last budget sweep (duties.c) */
 	uint64           next_event_generation;
 	LgEvent          events[LG_MAX_EVENTS];
 	Latch           *worker_latch;

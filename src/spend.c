@@ -246,8 +246,13 @@ release_all_to_writers(void)
 
 		if (s && s->state == LG_SLOT_HELD && s->owner_pid == MyProcPid)
 		{
-			s->state = LG_SLOT_READY;
-			wake = true;
+			if (s->entry.usage_id == 0) /* no id drawn: nothing was sent */
+				lg_spend_slot_free(held.refs[i].slot);
+			else
+			{
+				s->state = LG_SLOT_READY;
+				wake = true;
+			}
 		}
 	}
 	for (int i = 0; i < lg_spend_claimed.n; i++)
@@ -459,10 +464,9 @@ lg_spend_begin(LgSpendHandle      *h,
 	fill_common(e, call, dep, attempt);
 	fill_in_flight(e, call, dep);
 	e->created_at = GetCurrentTimestamp();
-	e->usage_id = nextval_internal(usage_sequence(), false);
+	e->usage_id = 0; /* drawn below, once the slot is ours */
 	xid = GetCurrentTransactionId();
 	h->caller_writes = caller_should_write();
-	h->usage_id = e->usage_id;
 
 	h->slot = slot_alloc_waiting(); /* returns with the lock held */
 	s = &lg_shared->slots[h->slot];
@@ -482,6 +486,19 @@ lg_spend_begin(LgSpendHandle      *h,
 	if (h->caller_writes)
 		held_in_txn++;
 	pfree(e);
+
+	/*
+	 * The row's id is drawn only now that a slot holds the attempt: whoever
+	 * finds no pending slot below an id knows every row up to the sequence
+	 * was written (the rollups rely on it, lg_spend_pending_floor).  A slot
+	 * still at id 0 means "an id is being drawn".
+	 */
+	h->usage_id = nextval_internal(usage_sequence(), false);
+	LWLockAcquire(lg_shared->lock, LW_EXCLUSIVE);
+	s = lg_spend_slot_if_current(&(SlotRef){h->slot, h->generation});
+	if (s != NULL)
+		s->entry.usage_id = h->usage_id;
+	LWLockRelease(lg_shared->lock);
 }
 
 /* The call was interrupted in flight: say how in the row that will remain. */

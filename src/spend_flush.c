@@ -87,7 +87,7 @@ claim_batch(LgSpendEntry *entries, int max_rows, LgSpendReport *report)
 			continue;
 		if (!cand[c].decided)
 			report->pending++;
-		else if (cand[c].committed)
+		else if (cand[c].committed || s->entry.usage_id == 0)
 		{
 			lg_spend_slot_free(cand[c].slot);
 			report->settled++;
@@ -221,4 +221,50 @@ lg_spend_other_databases(Oid *dboids, int max)
 	}
 	LWLockRelease(lg_shared->lock);
 	return n;
+}
+
+/*
+ * The lowest ledger id that may still be written in this database, or
+ * PG_INT64_MAX when no slot holds one; *drawing when some slot's id is
+ * being drawn right now (then nothing can be said).  A caller reads the
+ * sequence first, then asks this: every id below both is written.
+ */
+int64
+lg_spend_pending_floor(bool *drawing)
+{
+	int64 floor = PG_INT64_MAX;
+
+	*drawing = false;
+	LWLockAcquire(lg_shared->lock, LW_SHARED);
+	for (int i = 0; i < lg_shared->nslots; i++)
+	{
+		const LgSpendSlot *s = &lg_shared->slots[i];
+
+		if (s->state == LG_SLOT_FREE || s->dboid != MyDatabaseId)
+			continue;
+		if (s->entry.usage_id == 0)
+			*drawing = true;
+		else
+			floor = Min(floor, s->entry.usage_id);
+	}
+	LWLockRelease(lg_shared->lock);
+	return floor;
+}
+
+/* Does the spend queue hold a row of this tenant (in this database)? */
+bool
+lg_spend_pending_for(const char *tenant)
+{
+	bool found = false;
+
+	LWLockAcquire(lg_shared->lock, LW_SHARED);
+	for (int i = 0; i < lg_shared->nslots && !found; i++)
+	{
+		const LgSpendSlot *s = &lg_shared->slots[i];
+
+		found = s->state != LG_SLOT_FREE && s->dboid == MyDatabaseId &&
+				strcmp(s->entry.tenant, tenant) == 0;
+	}
+	LWLockRelease(lg_shared->lock);
+	return found;
 }

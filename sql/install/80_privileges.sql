@@ -36,3 +36,5 @@ BEGIN
     END LOOP;
 END
 $$;
+-- llm_usage_summary and llm_usage_export run with the caller's rights and
+-- check the tenant themselves: executable by everyone (PUBLIC by default).

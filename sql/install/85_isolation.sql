@@ -6,8 +6,10 @@
 -- A role acts for a tenant if it is a member (tenant_members, through role
 -- membership too, or "public") or an administrator.  Members read their own
 -- tenants' rows of the tenant-facing tables, and nothing else: row-level
--- security filters usage, budgets, alerts, agents and tenants, and the
--- columns that may hold secrets (webhook URLs) are not granted at all.
+-- security filters usage, its rollups, budgets, budget periods, alerts,
+-- agents and tenants (and the dashboard views, which read with the
+-- reader's rights), and the columns that may hold secrets (webhook URLs)
+-- are not granted at all.
 -- Provider keys, plans, routes and other tenants' rows stay out of reach.
 ---------------------------------------------------------------------------
 
@@ -25,7 +27,8 @@ DO $$
 DECLARE
     t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['usage', 'budgets', 'alerts', 'agents', 'tenants'] LOOP
+    FOREACH t IN ARRAY ARRAY['usage', 'budgets', 'alerts', 'agents', 'tenants',
+                             'usage_hourly', 'usage_daily', 'budget_periods'] LOOP
         EXECUTE format('ALTER TABLE llm_gateway.%I ENABLE ROW LEVEL SECURITY', t);
         -- the InitPlan evaluates member_tenants() once per query, not per row
         EXECUTE format('CREATE POLICY members_read ON llm_gateway.%I FOR SELECT TO PUBLIC'
@@ -37,7 +40,15 @@ END
 $$;
 
 GRANT USAGE ON SCHEMA llm_gateway TO PUBLIC;
-GRANT SELECT ON llm_gateway.usage, llm_gateway.agents TO PUBLIC;
+GRANT SELECT ON llm_gateway.usage, llm_gateway.agents, llm_gateway.usage_hourly,
+                llm_gateway.usage_daily, llm_gateway.budget_periods, llm_gateway.rollup_state
+    TO PUBLIC;
+-- the dashboard views read with the reader's rights (security_invoker)
+GRANT SELECT ON llm_gateway.usage_by_tenant, llm_gateway.cost_by_provider,
+                llm_gateway.model_performance, llm_gateway.error_rate_hourly,
+                llm_gateway.popular_models, llm_gateway.cache_stats_hourly,
+                llm_gateway.recent_alerts
+    TO PUBLIC;
 GRANT SELECT (tenant, name, plan, active, allowed_models, default_model, rpm, tpm, rpd, tpd,
               max_concurrency, currency, timezone, cache_scope, metadata, suspended_until,
               suspended_reason, created_at, updated_at)
@@ -55,3 +66,12 @@ GRANT SELECT (id, created_at, type, tenant, agent, budget_id, threshold, used, l
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA llm_gateway FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION llm_gateway.member_tenants() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION llm_gateway.period_bounds(text, text, timestamptz) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION llm_gateway.require_tenant(text),
+                          llm_gateway.usage_facts(text, timestamptz, timestamptz),
+                          llm_gateway.hist_accum(bigint[], numeric),
+                          llm_gateway.hist_add(bigint[], bigint[]),
+                          llm_gateway.hist_percentile(bigint[], float8),
+                          llm_gateway.latency_hist(numeric),
+                          llm_gateway.hist_merge(bigint[]),
+                          llm_gateway.csv(text)
+    TO PUBLIC;

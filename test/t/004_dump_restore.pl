@@ -47,11 +47,15 @@ my $q = q{
 	       (SELECT count(*) FROM llm_gateway.agents) || ' ' ||
 	       (SELECT string_agg(unit || period, ',' ORDER BY id) FROM llm_gateway.budgets) || ' ' ||
 	       (SELECT count(*) FROM llm_gateway.exchange_rates) || ' ' ||
-	       (SELECT string_agg(type, ',' ORDER BY id) FROM llm_gateway.alerts)};
+	       (SELECT string_agg(type, ',' ORDER BY id) FROM llm_gateway.alerts) || ' ' ||
+	       (SELECT count(*) FROM pg_inherits WHERE inhparent = 'llm_gateway.usage'::regclass) || ' ' ||
+	       (SELECT sum(requests) || '/' || sum(cost_usd) FROM llm_gateway.usage_hourly) || ' ' ||
+	       (SELECT rolled_up_to FROM llm_gateway.rollup_state)};
 is($node->safe_psql('restored', $q), $node->safe_psql('postgres', $q),
-	'configuration, registry, ledger, plans, agents, budgets, rates and alerts are identical after the restore');
-like($node->safe_psql('postgres', $q), qr/ 1 1 usdmonthly,usddaily,requestsmonthly 1 budget_warning,budget_exceeded$/,
-	'the dumped database had every kind of row');
+	'configuration, registry, ledger and its partitions, rollups, plans, agents, budgets, rates and alerts are identical after the restore');
+like($node->safe_psql('postgres', $q),
+	qr/ 1 1 usdmonthly,usddaily,requestsmonthly 1 budget_warning,budget_exceeded 5 2\/0\.0000\d+ 2$/,
+	'the dumped database had every kind of row: ledger partitions and rollups too');
 is($node->safe_psql('restored',
 	q{SELECT input_usd_per_mtok FROM llm_gateway.deployments WHERE model = 'openai/gpt-4o-mini'}),
 	'0.2', 'the price correction survives and still shadows the builtin row');

@@ -1,0 +1,359 @@
+-- llm_gateway install script, part 45_analytics.sql (see 00_schema.sql)
+
+---------------------------------------------------------------------------
+-- Analytics: llm_usage_summary, llm_usage_export and the dashboard views.
+-- They run with the caller's rights: row-level security shows a member its
+-- own tenants only, an administrator every tenant.
+---------------------------------------------------------------------------
+
+-- Refuse a tenant the caller may not act for (42501), or that does not
+-- exist (LG001): C, because it must see the caller (isolation.c).
+CREATE FUNCTION llm_gateway.require_tenant(tenant text)
+RETURNS void
+LANGUAGE C VOLATILE PARALLEL RESTRICTED
+AS 'MODULE_PATHNAME', 'llm_gateway_require_tenant';
+
+-- The ledger in the shape of the rollups, for [s, e): whole hours from
+-- usage_hourly, the rest (partial hours, and rows not rolled up yet) from
+-- the ledger itself.  Exact, and as fast for a year as for a day.
+CREATE FUNCTION llm_gateway.usage_facts(t_id text, s timestamptz, e timestamptz)
+RETURNS TABLE (at timestamptz, tenant text, agent text, channel text, provider text,
+               model text, currency text, requests bigint, successes bigint,
+               attempts bigint, failed_attempts bigint, fallbacks bigint, cache_hits bigint,
+               input_tokens bigint, cached_tokens bigint, cache_write_tokens bigint,
+               reasoning_tokens bigint, output_tokens bigint, cost_usd numeric,
+               cost_local numeric, saved_tokens bigint, saved_usd numeric,
+               latency_ms_sum numeric, latency_count bigint,
+               cached_latency_ms_sum numeric, cached_latency_count bigint,
+               latency_hist bigint[])
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+SET jit = off   -- big estimates, small work: compiling would cost seconds
+AS $$
+    WITH b AS (
+        SELECT hs, greatest(date_trunc('hour', e), hs) AS he,
+               (SELECT rolled_up_to FROM llm_gateway.rollup_state) AS wm
+          FROM (SELECT CASE WHEN date_trunc('hour', s) = s THEN s
+                            ELSE date_trunc('hour', s) + interval '1 hour' END AS hs) x
+    ), raw AS (
+        SELECT u.* FROM llm_gateway.usage u, b
+         WHERE (t_id IS NULL OR u.tenant = t_id)
+           AND ((u.created_at >= s AND u.created_at < least(b.hs, e))
+                OR (u.created_at >= greatest(b.he, s) AND u.created_at < e))
+        UNION ALL
+        SELECT u.* FROM llm_gateway.usage u, b
+         WHERE u.id > b.wm AND (t_id IS NULL OR u.tenant = t_id)
+           AND u.created_at >= b.hs AND u.created_at < b.he
+    )
+    SELECT h.hour, h.tenant, h.agent, h.channel, h.provider, h.model, h.currency,
+           h.requests, h.successes, h.attempts, h.failed_attempts, h.fallbacks,
+           h.cache_hits, h.input_tokens, h.cached_tokens, h.cache_write_tokens,
+           h.reasoning_tokens, h.output_tokens, h.cost_usd, h.cost_local, h.saved_tokens,
+           h.saved_usd, h.latency_ms_sum, h.latency_count, h.cached_latency_ms_sum,
+           h.cached_latency_count, h.latency_hist
+      FROM llm_gateway.usage_hourly h, b
+     WHERE (t_id IS NULL OR h.tenant = t_id) AND h.hour >= b.hs AND h.hour < b.he
+    UNION ALL
+    SELECT r.created_at, r.tenant, r.agent, r.channel, r.provider, r.model, r.currency,
+           (r.attempt = 1)::int, (r.status = 'ok')::int, 1, (r.status <> 'ok')::int,
+           (r.status = 'ok' AND r.was_fallback)::int, r.cached::int,
+           r.input_tokens, r.cached_tokens, r.cache_write_tokens, r.reasoning_tokens,
+           r.output_tokens, r.cost_usd, coalesce(r.cost_local, 0), r.saved_tokens,
+           r.saved_usd,
+           CASE WHEN r.status = 'ok' THEN coalesce(r.latency_ms, 0) ELSE 0 END,
+           (r.status = 'ok' AND r.latency_ms IS NOT NULL)::int,
+           CASE WHEN r.status = 'ok' AND r.cached THEN coalesce(r.latency_ms, 0) ELSE 0 END,
+           (r.status = 'ok' AND r.cached AND r.latency_ms IS NOT NULL)::int,
+           CASE WHEN r.status = 'ok' THEN llm_gateway.hist_accum(NULL, r.latency_ms) END
+      FROM raw r
+$$;
+
+CREATE FUNCTION @extschema@.llm_usage_summary(tenant text, period text DEFAULT 'month',
+                                              start_at timestamptz DEFAULT NULL,
+                                              end_at timestamptz DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET jit = off   -- big estimates, small work: compiling would cost seconds
+AS $$
+DECLARE
+    t_id text := llm_usage_summary.tenant;
+    p text := lower(coalesce(llm_usage_summary.period, 'month'));
+    tz text := 'UTC';
+    cur text;
+    s timestamptz;
+    e timestamptz;
+    field text;
+    budget jsonb;
+    result jsonb;
+BEGIN
+    IF t_id IS NOT NULL THEN
+        PERFORM llm_gateway.require_tenant(t_id);
+        SELECT t.timezone, t.currency INTO tz, cur FROM llm_gateway.tenants t WHERE t.tenant = t_id;
+    END IF;
+    field := CASE p WHEN 'today' THEN 'day' WHEN 'day' THEN 'day' WHEN 'week' THEN 'week'
+                    WHEN 'month' THEN 'month' END;
+    IF field IS NOT NULL THEN
+        s := date_trunc(field, now() AT TIME ZONE tz) AT TIME ZONE tz;
+        e := (date_trunc(field, now() AT TIME ZONE tz)
+              + CASE field WHEN 'day' THEN interval '1 day' WHEN 'week' THEN interval '1 week'
+                           ELSE interval '1 month' END) AT TIME ZONE tz;
+    ELSIF p <> 'custom' THEN
+        RAISE EXCEPTION USING ERRCODE = 'LG011',
+            MESSAGE = format('unknown period "%s"', left(p, 64)),
+            HINT = 'Periods are today, week, month (in the tenant''s time zone) and custom (with start_at and end_at).';
+    END IF;
+    s := coalesce(start_at, s);
+    e := coalesce(end_at, e);
+    IF s IS NULL OR e IS NULL OR e <= s THEN
+        RAISE EXCEPTION USING ERRCODE = 'LG011',
+            MESSAGE = 'a custom period needs start_at before end_at';
+    END IF;
+
+    IF t_id IS NOT NULL THEN
+        SELECT jsonb_build_object('unit', b ->> 'unit', 'period', b ->> 'period',
+                                  'limit', b -> 'limit', 'used', b -> 'used',
+                                  'percent', b -> 'percent', 'projection', b -> 'projection',
+                                  'state', b ->> 'state')
+          INTO budget
+          FROM jsonb_array_elements(@extschema@.llm_budget_status(t_id) -> 'budgets') b
+         WHERE b ->> 'kind' = 'budget' AND b ->> 'scope' <> 'agent'
+         ORDER BY (b ->> 'period') = CASE field WHEN 'day' THEN 'daily' WHEN 'week' THEN 'weekly'
+                                               ELSE 'monthly' END DESC,
+                  (b ->> 'unit') NOT IN ('tokens', 'requests') DESC
+         LIMIT 1;
+    END IF;
+
+    WITH f AS MATERIALIZED (
+        SELECT * FROM llm_gateway.usage_facts(t_id, s, e)
+    ), totals AS (
+        SELECT coalesce(sum(requests), 0) AS requests, coalesce(sum(successes), 0) AS successes,
+               coalesce(sum(attempts), 0) AS attempts, coalesce(sum(fallbacks), 0) AS fallbacks,
+               coalesce(sum(cache_hits), 0) AS hits,
+               coalesce(sum(input_tokens), 0) AS input_tokens,
+               coalesce(sum(output_tokens), 0) AS output_tokens,
+               coalesce(sum(cached_tokens), 0) AS cached_tokens,
+               coalesce(sum(reasoning_tokens), 0) AS reasoning_tokens,
+               coalesce(sum(cost_usd), 0) AS cost_usd, coalesce(sum(cost_local), 0) AS cost_local,
+               coalesce(sum(saved_tokens), 0) AS saved_tokens,
+               coalesce(sum(saved_usd), 0) AS saved_usd,
+               sum(latency_ms_sum) AS latency_sum, sum(latency_count) AS latency_count,
+               llm_gateway.hist_merge(latency_hist) AS hist
+          FROM f
+    ), dims AS (
+        SELECT 'model' AS dim, model AS k, requests, input_tokens + output_tokens AS tokens,
+               cost_usd, cost_local FROM f
+        UNION ALL SELECT 'agent', coalesce(agent, '(none)'), requests, input_tokens + output_tokens,
+               cost_usd, cost_local FROM f
+        UNION ALL SELECT 'channel', coalesce(channel, '(none)'), requests, input_tokens + output_tokens,
+               cost_usd, cost_local FROM f
+        UNION ALL SELECT 'provider', coalesce(provider, '(none)'), requests, input_tokens + output_tokens,
+               cost_usd, cost_local FROM f
+    ), breakdowns AS (
+        SELECT dim, jsonb_object_agg(k, jsonb_build_object(
+                   'requests', requests, 'tokens', tokens, 'cost_usd', cost_usd,
+                   'cost', CASE WHEN t_id IS NULL THEN NULL ELSE cost_local END) ORDER BY k) AS o
+          FROM (SELECT dim, k, sum(requests) AS requests, sum(tokens) AS tokens,
+                       sum(cost_usd) AS cost_usd, sum(cost_local) AS cost_local
+                  FROM dims GROUP BY 1, 2) g
+         GROUP BY dim
+    ), days AS (
+        SELECT coalesce(jsonb_agg(jsonb_build_object(
+                   'date', day, 'requests', requests, 'tokens', tokens, 'cost_usd', cost_usd,
+                   'cost', CASE WHEN t_id IS NULL THEN NULL ELSE cost_local END) ORDER BY day), '[]') AS a
+          FROM (SELECT (at AT TIME ZONE tz)::date AS day, sum(requests) AS requests,
+                       sum(input_tokens + output_tokens) AS tokens, sum(cost_usd) AS cost_usd,
+                       sum(cost_local) AS cost_local
+                  FROM f GROUP BY 1) d
+    )
+    SELECT jsonb_build_object(
+               'tenant', t_id,
+               'currency', cur,
+               'period', jsonb_build_object('name', p, 'start', s, 'end', e, 'timezone', tz),
+               'totals', jsonb_build_object(
+                   'requests', t.requests, 'successes', t.successes,
+                   'errors', t.requests - t.successes,
+                   'success_rate', CASE WHEN t.requests > 0
+                                        THEN round(t.successes::numeric / t.requests, 4) ELSE 1 END,
+                   'attempts', t.attempts, 'fallbacks', t.fallbacks,
+                   'tokens', t.input_tokens + t.output_tokens,
+                   'input_tokens', t.input_tokens, 'output_tokens', t.output_tokens,
+                   'cached_tokens', t.cached_tokens, 'reasoning_tokens', t.reasoning_tokens,
+                   'cost_usd', t.cost_usd,
+                   'cost', CASE WHEN t_id IS NULL THEN NULL ELSE t.cost_local END,
+                   'avg_latency_ms', CASE WHEN t.latency_count > 0
+                                          THEN round(t.latency_sum / t.latency_count, 3) END,
+                   'p50_latency_ms', round(llm_gateway.hist_percentile(t.hist, 0.5)::numeric, 3),
+                   'p95_latency_ms', round(llm_gateway.hist_percentile(t.hist, 0.95)::numeric, 3),
+                   'p99_latency_ms', round(llm_gateway.hist_percentile(t.hist, 0.99)::numeric, 3)),
+               'cache', jsonb_build_object(
+                   'hits', t.hits,
+                   'hit_rate', CASE WHEN t.requests > 0
+                                    THEN round(t.hits::numeric / t.requests, 4) ELSE 0 END,
+                   'saved_tokens', t.saved_tokens, 'saved_usd', t.saved_usd),
+               'budget', budget,
+               'by_model', coalesce((SELECT o FROM breakdowns WHERE dim = 'model'), '{}'),
+               'by_agent', coalesce((SELECT o FROM breakdowns WHERE dim = 'agent'), '{}'),
+               'by_channel', coalesce((SELECT o FROM breakdowns WHERE dim = 'channel'), '{}'),
+               'by_provider', coalesce((SELECT o FROM breakdowns WHERE dim = 'provider'), '{}'),
+               'by_day', (SELECT a FROM days))
+      INTO result
+      FROM totals t;
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.llm_usage_summary(text, text, timestamptz, timestamptz) IS
+    'Usage of a tenant (NULL: every tenant you may see) over today, week, month or a custom range';
+
+-- A CSV field: quoted when it must be.
+CREATE FUNCTION llm_gateway.csv(v text)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN v IS NULL THEN ''
+                WHEN v ~ '[",\r\n]' THEN '"' || replace(v, '"', '""') || '"'
+                ELSE v END
+$$;
+
+CREATE FUNCTION @extschema@.llm_usage_export(tenant text, start_at timestamptz,
+                                             end_at timestamptz, format text DEFAULT 'csv')
+RETURNS SETOF text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET jit = off   -- big estimates, small work: compiling would cost seconds
+AS $$
+DECLARE
+    t_id text := llm_usage_export.tenant;
+    f text := lower(coalesce(llm_usage_export.format, 'csv'));
+BEGIN
+    IF t_id IS NOT NULL THEN
+        PERFORM llm_gateway.require_tenant(t_id);
+    END IF;
+    IF f NOT IN ('csv', 'json') THEN
+        RAISE EXCEPTION USING ERRCODE = 'LG011',
+            MESSAGE = format('unknown export format "%s"', left(f, 64)),
+            HINT = 'Formats are csv (a header line, then a line per ledger row) and json (a JSON object per line).';
+    END IF;
+    IF start_at IS NULL OR end_at IS NULL OR end_at <= start_at THEN
+        RAISE EXCEPTION USING ERRCODE = 'LG011',
+            MESSAGE = 'an export needs start_at before end_at';
+    END IF;
+    IF f = 'csv' THEN
+        RETURN NEXT 'id,created_at,request_id,attempt,tenant,agent,channel,session_id,'
+                    'conversation_id,requested_model,model,provider,status,error_code,'
+                    'input_tokens,cached_tokens,cache_write_tokens,reasoning_tokens,'
+                    'output_tokens,cost_usd,currency,exchange_rate,cost_local,latency_ms,'
+                    'cached,was_fallback,over_budget,downgraded_from,metadata';
+        RETURN QUERY
+        SELECT concat_ws(',', u.id, llm_gateway.csv(to_char(u.created_at AT TIME ZONE 'UTC',
+                                                            'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')),
+                         u.request_id, u.attempt, llm_gateway.csv(u.tenant),
+                         llm_gateway.csv(u.agent), llm_gateway.csv(u.channel),
+                         llm_gateway.csv(u.session_id), llm_gateway.csv(u.conversation_id),
+                         llm_gateway.csv(u.requested_model), llm_gateway.csv(u.model),
+                         llm_gateway.csv(u.provider), u.status, llm_gateway.csv(u.error_code),
+                         u.input_tokens, u.cached_tokens, u.cache_write_tokens,
+                         u.reasoning_tokens, u.output_tokens, u.cost_usd,
+                         llm_gateway.csv(u.currency), llm_gateway.csv(u.exchange_rate::text),
+                         llm_gateway.csv(u.cost_local::text), llm_gateway.csv(u.latency_ms::text),
+                         u.cached, u.was_fallback, u.over_budget,
+                         llm_gateway.csv(u.downgraded_from), llm_gateway.csv(u.metadata::text))
+          FROM llm_gateway.usage u
+         WHERE (t_id IS NULL OR u.tenant = t_id)
+           AND u.created_at >= start_at AND u.created_at < end_at
+         ORDER BY u.created_at, u.id;
+    ELSE
+        RETURN QUERY
+        SELECT (to_jsonb(u) - 'error' - 'written_by')::text
+          FROM llm_gateway.usage u
+         WHERE (t_id IS NULL OR u.tenant = t_id)
+           AND u.created_at >= start_at AND u.created_at < end_at
+         ORDER BY u.created_at, u.id;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.llm_usage_export(text, timestamptz, timestamptz, text) IS
+    'A tenant''s ledger rows in [start_at, end_at): CSV lines (with a header) or JSON lines';
+
+---------------------------------------------------------------------------
+-- Dashboard views: over the rollups (current to the last worker pass), with
+-- the reader's rights (security_invoker), so members see their tenants only.
+---------------------------------------------------------------------------
+
+CREATE VIEW llm_gateway.usage_by_tenant WITH (security_invoker = true) AS
+SELECT day, tenant, currency, sum(requests) AS requests, sum(successes) AS successes,
+       sum(input_tokens + output_tokens) AS tokens, sum(cost_usd) AS cost_usd,
+       sum(cost_local) AS cost_local, sum(cache_hits) AS cache_hits
+  FROM llm_gateway.usage_daily
+ GROUP BY day, tenant, currency;
+COMMENT ON VIEW llm_gateway.usage_by_tenant IS 'Per day and tenant (organisation): requests, tokens, cost';
+
+CREATE VIEW llm_gateway.cost_by_provider WITH (security_invoker = true) AS
+SELECT day, provider, sum(attempts) AS attempts, sum(requests) AS requests,
+       sum(input_tokens + output_tokens) AS tokens, sum(cost_usd) AS cost_usd
+  FROM llm_gateway.usage_daily
+ GROUP BY day, provider;
+COMMENT ON VIEW llm_gateway.cost_by_provider IS 'Per day and provider: attempts, tokens, cost';
+
+CREATE VIEW llm_gateway.model_performance WITH (security_invoker = true) AS
+SELECT day, model, provider, sum(attempts) AS attempts, sum(failed_attempts) AS failed_attempts,
+       round(sum(failed_attempts)::numeric / nullif(sum(attempts), 0), 4) AS error_rate,
+       round(sum(latency_ms_sum) / nullif(sum(latency_count), 0), 3) AS avg_latency_ms,
+       round(llm_gateway.hist_percentile(llm_gateway.hist_merge(latency_hist), 0.5)::numeric, 3) AS p50_latency_ms,
+       round(llm_gateway.hist_percentile(llm_gateway.hist_merge(latency_hist), 0.95)::numeric, 3) AS p95_latency_ms,
+       round(llm_gateway.hist_percentile(llm_gateway.hist_merge(latency_hist), 0.99)::numeric, 3) AS p99_latency_ms
+  FROM llm_gateway.usage_daily
+ GROUP BY day, model, provider;
+COMMENT ON VIEW llm_gateway.model_performance IS
+    'Per day, model and provider: attempts, error rate, p50/p95/p99 latency of the answers';
+
+CREATE VIEW llm_gateway.error_rate_hourly WITH (security_invoker = true) AS
+SELECT hour, provider, sum(attempts) AS attempts, sum(failed_attempts) AS failed_attempts,
+       round(sum(failed_attempts)::numeric / nullif(sum(attempts), 0), 4) AS error_rate
+  FROM llm_gateway.usage_hourly
+ GROUP BY hour, provider;
+COMMENT ON VIEW llm_gateway.error_rate_hourly IS 'Per hour and provider: attempts and the share that failed';
+
+CREATE VIEW llm_gateway.popular_models WITH (security_invoker = true) AS
+SELECT model, sum(requests) AS requests, sum(input_tokens + output_tokens) AS tokens,
+       sum(cost_usd) AS cost_usd,
+       rank() OVER (ORDER BY sum(requests) DESC) AS rank
+  FROM llm_gateway.usage_daily
+ WHERE day >= current_date - 30
+ GROUP BY model;
+COMMENT ON VIEW llm_gateway.popular_models IS 'The models by requests over the last 30 days';
+
+CREATE VIEW llm_gateway.cache_stats_hourly WITH (security_invoker = true) AS
+SELECT hour, tenant, sum(requests) AS requests, sum(cache_hits) AS cache_hits,
+       sum(requests) - sum(cache_hits) AS cache_misses,
+       round(100 * sum(cache_hits)::numeric / nullif(sum(requests), 0), 2) AS cache_hit_rate,
+       sum(saved_tokens) AS tokens_saved, sum(saved_usd) AS cost_saved_usd,
+       round(sum(cached_latency_ms_sum) / nullif(sum(cached_latency_count), 0), 3)
+           AS avg_latency_cached_ms,
+       round((sum(latency_ms_sum) - sum(cached_latency_ms_sum))
+             / nullif(sum(latency_count) - sum(cached_latency_count), 0), 3)
+           AS avg_latency_uncached_ms,
+       round(100 * (1 - (sum(cached_latency_ms_sum) / nullif(sum(cached_latency_count), 0))
+                      / nullif((sum(latency_ms_sum) - sum(cached_latency_ms_sum))
+                               / nullif(sum(latency_count) - sum(cached_latency_count), 0), 0)), 2)
+           AS latency_improvement_pct
+  FROM llm_gateway.usage_hourly
+ GROUP BY hour, tenant;
+COMMENT ON VIEW llm_gateway.cache_stats_hourly IS
+    'Per hour and tenant: cache hits, misses, hit rate, tokens and cost saved, latency cached vs not';
+
+CREATE VIEW llm_gateway.recent_alerts WITH (security_invoker = true) AS
+SELECT id, created_at, type, tenant, agent, provider, threshold, percent, message,
+       acknowledged_at, acknowledged_by
+  FROM llm_gateway.alerts
+ WHERE created_at > now() - interval '7 days'
+ ORDER BY created_at DESC, id DESC;
+COMMENT ON VIEW llm_gateway.recent_alerts IS 'The alerts of the last 7 days, newest first';
+
+CREATE VIEW llm_gateway.provider_status_history WITH (security_invoker = true) AS
+SELECT provider, at, from_status, to_status, reason,
+       lead(at) OVER (PARTITION BY provider ORDER BY at, id) - at AS lasted
+  FROM llm_gateway.provider_events;
+COMMENT ON VIEW llm_gateway.provider_status_history IS
+    'Every provider status change and how long the new status lasted (administrators)';

@@ -1,0 +1,280 @@
+/*
+ * duties.c — what a full maintenance pass does besides writing spend.
+ *
+ *   rollup      fold the ledger rows no caller can still write into
+ *               usage_hourly and usage_daily (llm_gateway.rollup); only rows
+ *               not rolled up before are read
+ *   partitions  keep the ledger's monthly partitions ahead of time and drop
+ *               those past llm_gateway.ledger_retention_months
+ *               (llm_gateway.maintain_partitions); last in the pass
+ *   periods     close every budget period that ended, once, catching up
+ *               over any number of missed boundaries, and clear expired
+ *               suspensions (llm_gateway.close_periods)
+ *   sweep       fire the thresholds a budget reached without a call (its
+ *               amount was lowered, say)
+ *   reconcile   set a quiet budget counter to what the ledger says
+ *
+ * The SQL duties run as the extension's owner; each is idempotent.  Sweep
+ * and reconcile read every budget, so the worker runs them at most once per
+ * llm_gateway.sweep_interval; llm_maintenance() runs them always.
+ */
+#include "account.h"
+#include "shmem.h"
+#include "spi_util.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "utils/resowner.h"
+#include "utils/builtins.h"
+
+#define ROLLUP_BATCH 100000
+
+static const char *const sequence_sql =
+	"SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END"
+	"  FROM llm_gateway.usage_id_seq";
+static const char *const rollup_sql = "SELECT llm_gateway.rollup($1, $2)";
+static const char *const partitions_sql =
+	"SELECT llm_gateway.maintain_partitions($1, $2)::text";
+static const char *const periods_sql = "SELECT llm_gateway.close_periods($1)";
+static const char *const budgeted_sql =
+	"SELECT t.tenant, t.timezone, t.plan FROM llm_gateway.tenants t"
+	" WHERE EXISTS (SELECT 1 FROM llm_gateway.budgets b"
+	"                WHERE b.enabled AND (b.tenant = t.tenant OR b.plan = "
+	"t.plan))"
+	" ORDER BY 1";
+
+static SPIPlanPtr sequence_plan = NULL;
+static SPIPlanPtr rollup_plan = NULL;
+static SPIPlanPtr partitions_plan = NULL;
+static SPIPlanPtr periods_plan = NULL;
+static SPIPlanPtr budgeted_plan = NULL;
+
+/* Run a one-row, one-column SELECT that changes things. */
+static Datum
+run_scalar(SPIPlanPtr plan, Datum *args, bool *isnull)
+{
+	if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "a maintenance duty failed to run");
+	return lg_spi_col(0, 1, isnull);
+}
+
+/*
+ * The ledger ids below which every row is written: the sequence read
+ * first, then the spend queue's lowest pending id (lg_spend_pending_floor).
+ */
+static int64
+rollup_limit(void)
+{
+	bool  drawing;
+	int64 drawn;
+	int64 floor;
+
+	lg_spi_select(lg_spi_prepare_once(&sequence_plan, sequence_sql, 0, NULL),
+				  NULL);
+	drawn = lg_spi_int64(0, 1);
+	floor = lg_spend_pending_floor(&drawing);
+	if (drawing)
+		return 0; /* an id is being drawn: nothing can be said this pass */
+	return Min(drawn, floor - 1);
+}
+
+static void
+duty_rollup(LgMaintenance *m)
+{
+	Oid   types[2] = {INT8OID, INT4OID};
+	Datum args[2];
+	bool  isnull;
+
+	args[0] = Int64GetDatum(rollup_limit());
+	args[1] = Int32GetDatum(ROLLUP_BATCH);
+	if (DatumGetInt64(args[0]) <= 0)
+		return;
+	m->rolled_up = DatumGetInt64(
+		run_scalar(lg_spi_prepare_once(&rollup_plan, rollup_sql, 2, types),
+				   args,
+				   &isnull));
+	if (m->rolled_up >= ROLLUP_BATCH)
+		m->more = true;
+}
+
+static void
+duty_partitions(LgMaintenance *m, MemoryContext cxt)
+{
+	Oid   types[2] = {TIMESTAMPTZOID, INT4OID};
+	Datum args[2];
+	bool  isnull;
+	Datum d;
+
+	args[0] = TimestampTzGetDatum(m->at);
+	args[1] = Int32GetDatum(lg_ledger_retention_months);
+	d = run_scalar(lg_spi_prepare_once(&partitions_plan,
+									   partitions_sql,
+									   2,
+									   types),
+				   args,
+				   &isnull);
+	m->partitions =
+		isnull ? NULL : MemoryContextStrdup(cxt, TextDatumGetCString(d));
+}
+
+static void
+run_partitions(LgMaintenance *m)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	LgOwnerScope  scope;
+
+	lg_owner_scope_enter(&scope);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	duty_partitions(m, cxt);
+	SPI_finish();
+	lg_owner_scope_exit(&scope);
+}
+
+static void
+duty_periods(LgMaintenance *m)
+{
+	Oid   types[1] = {TIMESTAMPTZOID};
+	Datum args[1] = {TimestampTzGetDatum(m->at)};
+	bool  isnull;
+
+	m->periods_closed = DatumGetInt32(
+		run_scalar(lg_spi_prepare_once(&periods_plan, periods_sql, 1, types),
+				   args,
+				   &isnull));
+}
+
+/* Sweep and reconcile the budgets of every tenant that has any. */
+static void
+duty_budgets(LgMaintenance *m)
+{
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
+											  "llm_gateway sweep",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	int           ntenants;
+	char        **tenants;
+	char        **zones;
+	char        **plans;
+
+	lg_spi_select(lg_spi_prepare_once(&budgeted_plan, budgeted_sql, 0, NULL),
+				  NULL);
+	ntenants = (int) SPI_processed;
+	tenants = palloc(sizeof(char *) * (ntenants + 1));
+	zones = palloc(sizeof(char *) * (ntenants + 1));
+	plans = palloc(sizeof(char *) * (ntenants + 1));
+	for (int i = 0; i < ntenants; i++)
+	{
+		tenants[i] = lg_spi_text(i, 1, cxt);
+		zones[i] = lg_spi_text(i, 2, cxt);
+		plans[i] = lg_spi_text(i, 3, cxt);
+	}
+	for (int i = 0; i < ntenants; i++)
+	{
+		LgLimitsSource src;
+		LgLimits       lim;
+
+		memset(&src, 0, sizeof(src));
+		src.tenant = tenants[i];
+		src.timezone = zones[i];
+		src.plan = plans[i];
+		src.all_agents = true;
+		src.has_budgets = true;
+		lg_limits_load(&lim, &src, cxt);
+		m->alerts_swept += lg_account_sweep(&lim);
+		m->reconciled += lg_budgets_reconcile(&lim);
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+}
+
+/* Sweep and reconcile when due (always when forced). */
+static bool
+budgets_due(const LgMaintenance *m)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (!m->forced && lg_shared->swept_at != 0 &&
+		now - lg_shared->swept_at <
+			(int64) lg_sweep_interval_s * USECS_PER_SEC)
+		return false;
+	lg_shared->swept_at = now; /* unlocked: two passes racing both sweep */
+	return true;
+}
+
+static void
+run_all(LgMaintenance *m)
+{
+	LgOwnerScope scope;
+
+	lg_owner_scope_enter(&scope);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	duty_rollup(m);
+	duty_periods(m);
+	if (budgets_due(m))
+		duty_budgets(m);
+	SPI_finish();
+	lg_owner_scope_exit(&scope);
+}
+
+/*
+ * Run duties in the current transaction.  For the worker they run in a
+ * subtransaction: one that fails is logged and rolled back, and the spend
+ * written by the same pass still commits.  llm_maintenance() lets the error
+ * reach its caller.
+ */
+static void
+guarded(LgMaintenance *m, void (*duties)(LgMaintenance *))
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+
+	if (m->forced)
+	{
+		duties(m);
+		return;
+	}
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		duties(m);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData *error;
+
+		MemoryContextSwitchTo(cxt);
+		error = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		ereport(LOG,
+				(errmsg("llm_gateway maintenance duties failed: %s",
+						error->message),
+				 errhint("They run again at the next pass; spend is written "
+						 "regardless.")));
+		FreeErrorData(error);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+}
+
+void
+lg_duties_run(LgMaintenance *m)
+{
+	guarded(m, run_all);
+}
+
+/*
+ * Partitions, last in a pass: creating or dropping one locks the ledger
+ * (NOWAIT) until the pass's transaction ends, which should come at once.
+ */
+void
+lg_duty_partitions(LgMaintenance *m)
+{
+	guarded(m, run_partitions);
+}

@@ -1,9 +1,10 @@
 /*
  * duties.c — what a full maintenance pass does besides writing spend.
  *
- *   rollup      fold the ledger rows no caller can still write into
- *               usage_hourly and usage_daily (llm_gateway.rollup); only rows
- *               not rolled up before are read
+ *   rollup      fold the ledger rows written since the last pass into
+ *               usage_hourly and usage_daily (llm_gateway.rollup), and the
+ *               rows that were still in the spend queue then (holes); each
+ *               row is counted once, none is read twice
  *   partitions  keep the ledger's monthly partitions ahead of time and drop
  *               those past llm_gateway.ledger_retention_months
  *               (llm_gateway.maintain_partitions); last in the pass
@@ -25,14 +26,18 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "utils/resowner.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 
 #define ROLLUP_BATCH 100000
+/* An id being drawn takes microseconds: look again a few times. */
+#define DRAW_TRIES   20
+#define DRAW_WAIT_US 1000
 
 static const char *const sequence_sql =
 	"SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END"
 	"  FROM llm_gateway.usage_id_seq";
-static const char *const rollup_sql = "SELECT llm_gateway.rollup($1, $2)";
+static const char *const rollup_sql = "SELECT llm_gateway.rollup($1, $2, $3)";
 static const char *const partitions_sql =
 	"SELECT llm_gateway.maintain_partitions($1, $2)::text";
 static const char *const periods_sql = "SELECT llm_gateway.close_periods($1)";
@@ -60,38 +65,63 @@ run_scalar(SPIPlanPtr plan, Datum *args, bool *isnull)
 }
 
 /*
- * The ledger ids below which every row is written: the sequence read
- * first, then the spend queue's lowest pending id (lg_spend_pending_floor).
+ * What the rollup may read: the sequence's value (*upto) and, as an int8[],
+ * the ids up to it that are still in the spend queue (their rows are not
+ * written or not committed yet: the rollup keeps them as holes and reads
+ * them at a later pass).  The sequence is read first (lg_spend_pending_ids
+ * says why).  False when an id is being drawn at every try: skip the pass.
  */
-static int64
-rollup_limit(void)
+static bool
+rollup_bounds(int64 *upto, Datum *pending)
 {
-	bool  drawing;
-	int64 drawn;
-	int64 floor;
+	for (int try = 0; try < DRAW_TRIES; try++)
+	{
+		int64 *ids;
+		int    n;
+		Datum *elems;
 
-	lg_spi_select(lg_spi_prepare_once(&sequence_plan, sequence_sql, 0, NULL),
-				  NULL);
-	drawn = lg_spi_int64(0, 1);
-	floor = lg_spend_pending_floor(&drawing);
-	if (drawing)
-		return 0; /* an id is being drawn: nothing can be said this pass */
-	return Min(drawn, floor - 1);
+		lg_spi_select(lg_spi_prepare_once(&sequence_plan,
+										  sequence_sql,
+										  0,
+										  NULL),
+					  NULL);
+		*upto = lg_spi_int64(0, 1);
+		if (!lg_spend_pending_ids(&ids, &n))
+		{
+			pfree(ids);
+			pg_usleep(DRAW_WAIT_US);
+			continue;
+		}
+		elems = palloc(sizeof(Datum) * Max(n, 1));
+		for (int i = 0; i < n; i++)
+			elems[i] = Int64GetDatum(ids[i]);
+		*pending = PointerGetDatum(construct_array(elems,
+												   n,
+												   INT8OID,
+												   sizeof(int64),
+												   FLOAT8PASSBYVAL,
+												   TYPALIGN_DOUBLE));
+		pfree(elems);
+		pfree(ids);
+		return true;
+	}
+	return false;
 }
 
 static void
 duty_rollup(LgMaintenance *m)
 {
-	Oid   types[2] = {INT8OID, INT4OID};
-	Datum args[2];
+	Oid   types[3] = {INT8OID, INT8ARRAYOID, INT4OID};
+	Datum args[3];
+	int64 upto;
 	bool  isnull;
 
-	args[0] = Int64GetDatum(rollup_limit());
-	args[1] = Int32GetDatum(ROLLUP_BATCH);
-	if (DatumGetInt64(args[0]) <= 0)
+	if (!rollup_bounds(&upto, &args[1]))
 		return;
+	args[0] = Int64GetDatum(upto);
+	args[2] = Int32GetDatum(ROLLUP_BATCH);
 	m->rolled_up = DatumGetInt64(
-		run_scalar(lg_spi_prepare_once(&rollup_plan, rollup_sql, 2, types),
+		run_scalar(lg_spi_prepare_once(&rollup_plan, rollup_sql, 3, types),
 				   args,
 				   &isnull));
 	if (m->rolled_up >= ROLLUP_BATCH)

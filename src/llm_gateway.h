@@ -423,24 +423,24 @@ typedef struct LgSpendReport
 	int pending;   /* entries still waiting (callers' transactions open) */
 } LgSpendReport;
 
-extern void  lg_spend_begin(LgSpendHandle      *h,
-							const LgCall       *call,
-							const LgDeployment *dep,
-							int                 attempt);
-extern void  lg_spend_interrupted(const LgSpendHandle *h, const char *why);
-extern void  lg_spend_settle(LgSpendHandle   *h,
-							 const LgCall    *call,
-							 const LgAttempt *attempt,
-							 LgSpendEntry    *entry);
-extern void  lg_spend_inserted(const LgSpendHandle *h);
-extern bool  lg_spend_flush(LgSpendReport *report, int max_rows);
-extern void  lg_spend_wait_for_writers(LgSpendReport *report);
-extern int   lg_spend_discard(Oid dboid);
-extern int   lg_spend_waiting(void);
-extern void  lg_spend_init_backend(void);
-extern int   lg_spend_other_databases(Oid *dboids, int max);
-extern int64 lg_spend_pending_floor(bool *drawing);
-extern bool  lg_spend_pending_for(const char *tenant);
+extern void lg_spend_begin(LgSpendHandle      *h,
+						   const LgCall       *call,
+						   const LgDeployment *dep,
+						   int                 attempt);
+extern void lg_spend_interrupted(const LgSpendHandle *h, const char *why);
+extern void lg_spend_settle(LgSpendHandle   *h,
+							const LgCall    *call,
+							const LgAttempt *attempt,
+							LgSpendEntry    *entry);
+extern void lg_spend_inserted(const LgSpendHandle *h);
+extern bool lg_spend_flush(LgSpendReport *report, int max_rows);
+extern void lg_spend_wait_for_writers(LgSpendReport *report);
+extern int  lg_spend_discard(Oid dboid);
+extern int  lg_spend_waiting(void);
+extern void lg_spend_init_backend(void);
+extern int  lg_spend_other_databases(Oid *dboids, int max);
+extern bool lg_spend_pending_ids(int64 **ids, int *nids);
+extern bool lg_spend_pending_for(const char *tenant);
 
 extern void lg_ledger_insert(const LgSpendEntry *entry, bool by_caller);
 

@@ -488,10 +488,10 @@ lg_spend_begin(LgSpendHandle      *h,
 	pfree(e);
 
 	/*
-	 * The row's id is drawn only now that a slot holds the attempt: whoever
-	 * finds no pending slot below an id knows every row up to the sequence
-	 * was written (the rollups rely on it, lg_spend_pending_floor).  A slot
-	 * still at id 0 means "an id is being drawn".
+	 * The row's id is drawn only now that a slot holds the attempt: every id
+	 * up to the sequence's value is either in a slot or written (the
+	 * rollups rely on it, lg_spend_pending_ids).  A slot still at id 0
+	 * means "an id is being drawn".
 	 */
 	h->usage_id = nextval_internal(usage_sequence(), false);
 	LWLockAcquire(lg_shared->lock, LW_EXCLUSIVE);

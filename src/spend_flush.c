@@ -224,31 +224,37 @@ lg_spend_other_databases(Oid *dboids, int max)
 }
 
 /*
- * The lowest ledger id that may still be written in this database, or
- * PG_INT64_MAX when no slot holds one; *drawing when some slot's id is
- * being drawn right now (then nothing can be said).  A caller reads the
- * sequence first, then asks this: every id below both is written.
+ * The ledger ids of this database that a writer may still write (every
+ * slot that holds one), into *ids (palloc'd) — at most nslots of them.
+ * Returns false when some slot's id is being drawn right now: then nothing
+ * can be said, as that id may be below what the caller read from the
+ * sequence.  A caller reads the sequence first, then asks this, then reads
+ * the ledger with a new snapshot: every id up to the sequence's that is not
+ * in *ids is either visible then or never written (a slot is freed only
+ * after its row's transaction is visible as committed).
  */
-int64
-lg_spend_pending_floor(bool *drawing)
+bool
+lg_spend_pending_ids(int64 **ids, int *nids)
 {
-	int64 floor = PG_INT64_MAX;
+	bool drawing = false;
+	int  n = 0;
 
-	*drawing = false;
+	*ids = palloc(sizeof(int64) * lg_shared->nslots);
 	LWLockAcquire(lg_shared->lock, LW_SHARED);
-	for (int i = 0; i < lg_shared->nslots; i++)
+	for (int i = 0; i < lg_shared->nslots && !drawing; i++)
 	{
 		const LgSpendSlot *s = &lg_shared->slots[i];
 
 		if (s->state == LG_SLOT_FREE || s->dboid != MyDatabaseId)
 			continue;
 		if (s->entry.usage_id == 0)
-			*drawing = true;
+			drawing = true;
 		else
-			floor = Min(floor, s->entry.usage_id);
+			(*ids)[n++] = s->entry.usage_id;
 	}
 	LWLockRelease(lg_shared->lock);
-	return floor;
+	*nids = n;
+	return !drawing;
 }
 
 /* Does the spend queue hold a row of this tenant (in this database)? */

@@ -352,6 +352,11 @@ lg_worker_main(pg_attribute_unused() Datum arg)
 	pqsignal(SIGTERM, worker_sigterm);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(lg_database, NULL, 0);
+	/* the rollup reads the spend queue, then the ledger in a new snapshot */
+	SetConfigOption("default_transaction_isolation",
+					"read committed",
+					PGC_SUSET,
+					PGC_S_OVERRIDE);
 
 	lg_shmem_require();
 	lg_shared->worker_pid = MyProcPid;

@@ -77,7 +77,8 @@ COMMENT ON TABLE llm_gateway.usage_daily IS
 CREATE INDEX usage_daily_tenant_day ON llm_gateway.usage_daily (tenant, day);
 CREATE INDEX usage_daily_day ON llm_gateway.usage_daily (day);
 
--- How far the rollups have read the ledger: every row with id <= rolled_up_to.
+-- How far the rollups have read the ledger: every row with id <=
+-- rolled_up_to, except the holes.
 CREATE TABLE llm_gateway.rollup_state (
     one             boolean PRIMARY KEY DEFAULT true CHECK (one),
     rolled_up_to    bigint NOT NULL DEFAULT 0,
@@ -86,7 +87,18 @@ CREATE TABLE llm_gateway.rollup_state (
     last_pass_at    timestamptz
 );
 COMMENT ON TABLE llm_gateway.rollup_state IS
-    'The ledger id up to which usage_hourly and usage_daily are complete';
+    'The ledger id up to which usage_hourly and usage_daily are complete (but for rollup_holes)';
+
+-- Ids at or below rolled_up_to whose rows were still in the spend queue at
+-- the pass that moved past them (a call whose transaction was open, a row
+-- the worker was writing): read by every later pass until written.  At
+-- most one per spend-queue slot.
+CREATE TABLE llm_gateway.rollup_holes (
+    id      bigint PRIMARY KEY,
+    since   timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE llm_gateway.rollup_holes IS
+    'Ledger ids below the rollup watermark not rolled up yet: their rows were not written then';
 
 -- Every budget period that ended, once, with what was spent in it.
 CREATE TABLE llm_gateway.budget_periods (
@@ -111,17 +123,21 @@ CREATE INDEX budget_periods_tenant ON llm_gateway.budget_periods (tenant, period
 SELECT pg_catalog.pg_extension_config_dump('llm_gateway.usage_hourly', '');
 SELECT pg_catalog.pg_extension_config_dump('llm_gateway.usage_daily', '');
 SELECT pg_catalog.pg_extension_config_dump('llm_gateway.rollup_state', '');
+SELECT pg_catalog.pg_extension_config_dump('llm_gateway.rollup_holes', '');
 SELECT pg_catalog.pg_extension_config_dump('llm_gateway.budget_periods', '');
 
 ---------------------------------------------------------------------------
 -- The duties (called by the maintenance pass, as the extension's owner)
 ---------------------------------------------------------------------------
 
--- Roll up the ledger rows with rolled_up_to < id <= upto (at most max_rows
--- of them): every row is counted exactly once, whenever it committed,
--- because the pass only moves past ids no caller can still write (C:
--- lg_spend_pending_floor).  Returns the rows read.
-CREATE FUNCTION llm_gateway.rollup(upto bigint, max_rows integer)
+-- Roll up the ledger rows written since the last pass: those with
+-- rolled_up_to < id <= upto (at most max_rows of them, in id order) and the
+-- holes, but none of the ids still pending in the spend queue (C:
+-- lg_spend_pending_ids), which become holes.  Every row is counted exactly
+-- once, whenever it commits: a row's id is drawn before its call and the
+-- row is either written or in the queue (or never written, once it leaves
+-- the queue unwritten).  Returns the rows read.
+CREATE FUNCTION llm_gateway.rollup(upto bigint, pending bigint[], max_rows integer)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -129,20 +145,37 @@ SET jit = off   -- big estimates, small work: compiling would cost seconds
 AS $$
 DECLARE
     st llm_gateway.rollup_state;
+    hi bigint;
+    batch bigint;
+    last_id bigint;
     n bigint;
 BEGIN
+    -- An older snapshot could miss rows committed before the queue was read.
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RETURN 0;
+    END IF;
     -- the one row (made by the first pass, so that a restore brings its own)
     INSERT INTO llm_gateway.rollup_state DEFAULT VALUES ON CONFLICT DO NOTHING;
     SELECT * INTO st FROM llm_gateway.rollup_state FOR UPDATE;   -- one pass at a time
-    upto := least(upto, st.rolled_up_to + max_rows);
-    IF upto <= st.rolled_up_to THEN
+    IF upto <= st.rolled_up_to AND NOT EXISTS (SELECT 1 FROM llm_gateway.rollup_holes) THEN
         RETURN 0;
     END IF;
+    -- the batch ends at upto, or at the max_rows-th row past the watermark
+    SELECT count(*), max(id) INTO batch, last_id
+      FROM (SELECT id FROM llm_gateway.usage
+             WHERE id > st.rolled_up_to AND id <= upto
+             ORDER BY id LIMIT max_rows) b;
+    hi := CASE WHEN batch >= max_rows THEN last_id ELSE greatest(upto, st.rolled_up_to) END;
+
     WITH raw AS MATERIALIZED (
         SELECT u.*, coalesce(t.timezone, 'UTC') AS tz
-          FROM llm_gateway.usage u
+          FROM (SELECT * FROM llm_gateway.usage
+                 WHERE id > st.rolled_up_to AND id <= hi AND id <> ALL (pending)
+                UNION ALL
+                SELECT * FROM llm_gateway.usage
+                 WHERE id IN (SELECT h.id FROM llm_gateway.rollup_holes h
+                               WHERE h.id <> ALL (pending))) u
           LEFT JOIN llm_gateway.tenants t ON t.tenant = u.tenant
-         WHERE u.id > st.rolled_up_to AND u.id <= upto
     ), facts AS MATERIALIZED (
         SELECT date_trunc('hour', created_at) AS hour,
                (created_at AT TIME ZONE tz)::date AS day,
@@ -238,8 +271,13 @@ BEGIN
     SELECT (SELECT count(*) FROM raw) + 0 * (SELECT count(*) FROM hourly)
                                       + 0 * (SELECT count(*) FROM daily)
       INTO n;
+    -- a hole out of the queue was read now, or will never be written
+    DELETE FROM llm_gateway.rollup_holes WHERE id <> ALL (pending);
+    INSERT INTO llm_gateway.rollup_holes (id)
+    SELECT p FROM unnest(pending) p WHERE p > st.rolled_up_to AND p <= hi
+    ON CONFLICT DO NOTHING;
     UPDATE llm_gateway.rollup_state
-       SET rolled_up_to = upto, rows_rolled_up = rows_rolled_up + n,
+       SET rolled_up_to = hi, rows_rolled_up = rows_rolled_up + n,
            passes = passes + 1, last_pass_at = clock_timestamp();
     RETURN n;
 END

@@ -14,8 +14,8 @@ LANGUAGE C VOLATILE PARALLEL RESTRICTED
 AS 'MODULE_PATHNAME', 'llm_gateway_require_tenant';
 
 -- The ledger in the shape of the rollups, for [s, e): whole hours from
--- usage_hourly, the rest (partial hours, and rows not rolled up yet) from
--- the ledger itself.  Exact, and as fast for a year as for a day.
+-- usage_hourly, the rest (partial hours, and rows not rolled up yet: past
+-- the watermark or in its holes) from the ledger itself.  Exact, and as fast for a year as for a day.
 CREATE FUNCTION llm_gateway.usage_facts(t_id text, s timestamptz, e timestamptz)
 RETURNS TABLE (at timestamptz, tenant text, agent text, channel text, provider text,
                model text, currency text, requests bigint, successes bigint,
@@ -43,6 +43,11 @@ AS $$
         UNION ALL
         SELECT u.* FROM llm_gateway.usage u, b
          WHERE u.id > b.wm AND (t_id IS NULL OR u.tenant = t_id)
+           AND u.created_at >= b.hs AND u.created_at < b.he
+        UNION ALL
+        SELECT u.* FROM llm_gateway.usage u, b
+         WHERE u.id IN (SELECT id FROM llm_gateway.rollup_holes) AND u.id <= b.wm
+           AND (t_id IS NULL OR u.tenant = t_id)
            AND u.created_at >= b.hs AND u.created_at < b.he
     )
     SELECT h.hour, h.tenant, h.agent, h.channel, h.provider, h.model, h.currency,

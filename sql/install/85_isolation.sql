@@ -41,7 +41,8 @@ $$;
 
 GRANT USAGE ON SCHEMA llm_gateway TO PUBLIC;
 GRANT SELECT ON llm_gateway.usage, llm_gateway.agents, llm_gateway.usage_hourly,
-                llm_gateway.usage_daily, llm_gateway.budget_periods, llm_gateway.rollup_state
+                llm_gateway.usage_daily, llm_gateway.budget_periods, llm_gateway.rollup_state,
+                llm_gateway.rollup_holes
     TO PUBLIC;
 -- the dashboard views read with the reader's rights (security_invoker)
 GRANT SELECT ON llm_gateway.usage_by_tenant, llm_gateway.cost_by_provider,

@@ -107,6 +107,75 @@ SELECT count(*) AS member_views_rows FROM llm_gateway.usage_by_tenant WHERE tena
 RESET ROLE;
 SELECT llm_usage_summary(NULL, 'custom', '2026-01-10', '2026-01-12') -> 'totals' ->> 'requests' AS requests_all;
 
+-- Holes: a row whose id was still in the spend queue when a pass moved
+-- past it (its caller's transaction open, say) is read by a later pass,
+-- once; the summary counts it meanwhile from the ledger.
+SELECT llm_tenant_set('hol', '{"members": ["public"]}') ->> 'tenant';
+SELECT llm_maintenance() IS NOT NULL AS settled;
+INSERT INTO llm_gateway.usage (created_at, request_id, tenant, model, status, cost_usd)
+VALUES ('2026-02-01 10:00+00', '00000000-0000-4000-8000-0000000000a1', 'hol', 'm', 'ok', 1),
+       ('2026-02-01 10:01+00', '00000000-0000-4000-8000-0000000000a2', 'hol', 'm', 'ok', 2);
+SELECT max(id) AS hole_id FROM llm_gateway.usage WHERE tenant = 'hol' \gset
+SELECT llm_gateway.rollup(:hole_id, ARRAY[:hole_id]::bigint[], 1000) AS read_with_hole;
+SELECT (SELECT rolled_up_to FROM llm_gateway.rollup_state) = :hole_id AS past_it,
+       (SELECT array_agg(id) FROM llm_gateway.rollup_holes) = ARRAY[:hole_id]::bigint[] AS kept_as_hole,
+       (SELECT sum(cost_usd) FROM llm_gateway.usage_hourly WHERE tenant = 'hol') AS rolled_up_cost,
+       llm_usage_summary('hol', 'custom', '2026-02-01', '2026-02-02') -> 'totals' ->> 'requests' AS summary_requests;
+-- still pending at the next pass: still a hole
+SELECT llm_gateway.rollup(:hole_id, ARRAY[:hole_id]::bigint[], 1000) AS read_while_pending;
+-- out of the queue: read once, and the hole is gone
+SELECT llm_gateway.rollup(:hole_id, '{}', 1000) AS read_once_written;
+SELECT llm_gateway.rollup(:hole_id, '{}', 1000) AS read_again;
+SELECT (SELECT count(*) FROM llm_gateway.rollup_holes) AS holes,
+       (SELECT sum(cost_usd) FROM llm_gateway.usage_hourly WHERE tenant = 'hol') AS rolled_up_cost,
+       llm_usage_summary('hol', 'custom', '2026-02-01', '2026-02-02') -> 'totals' ->> 'requests' AS summary_requests;
+-- a batch ends at its row limit, wherever the ids are
+SELECT setval('llm_gateway.usage_id_seq', :hole_id + 1000000) IS NOT NULL AS gap;
+INSERT INTO llm_gateway.usage (created_at, request_id, tenant, model, status, cost_usd)
+SELECT '2026-02-01 11:00+00', md5(i::text)::uuid, 'hol', 'm', 'ok', 1 FROM generate_series(1, 3) i;
+SELECT llm_gateway.rollup(:hole_id + 2000000, '{}', 2) AS batch_of_two;
+SELECT rolled_up_to - :hole_id AS watermark_moved FROM llm_gateway.rollup_state;
+SELECT llm_gateway.rollup(:hole_id + 2000000, '{}', 2) AS the_rest;
+SELECT rolled_up_to - :hole_id AS watermark_moved FROM llm_gateway.rollup_state;
+
+-- The current month of a tenant with a budget: the calendar period, every
+-- day so far (zero-filled), the budget with its projection, and the trends
+-- against last month up to the same day and hour.
+SELECT llm_tenant_set('sumb', '{"members": ["public"]}') ->> 'tenant';
+SELECT llm_budget_set('sumb', 1, 'usd', 'monthly') ->> 'unit';
+SELECT llm_chat('sumb', 'openai/gpt-4o-mini', 'one'), llm_chat('sumb', 'openai/gpt-4o-mini', 'two');
+SELECT sum(cost_usd) AS sumb_cost FROM llm_gateway.usage WHERE tenant = 'sumb' \gset
+WITH x AS (SELECT llm_usage_summary('sumb') AS s,
+                  date_trunc('month', now() AT TIME ZONE 'UTC') AS m)
+SELECT s -> 'period' ->> 'name' AS name,
+       (s -> 'period' ->> 'start')::timestamptz = m AT TIME ZONE 'UTC' AS starts_at_month,
+       (s -> 'period' ->> 'end')::timestamptz = (m + interval '1 month') AT TIME ZONE 'UTC' AS ends_at_next,
+       s -> 'totals' ->> 'requests' AS requests,
+       (s -> 'totals' ->> 'cost_usd')::numeric = :sumb_cost AS cost_is_ledger,
+       jsonb_array_length(s -> 'by_day') = extract(day FROM now() AT TIME ZONE 'UTC') AS every_day,
+       (SELECT count(*) FROM jsonb_array_elements(s -> 'by_day') d
+         WHERE (d ->> 'requests')::int > 0) AS days_with_calls,
+       s -> 'budget' ->> 'unit' AS unit, s -> 'budget' ->> 'period' AS period,
+       s -> 'budget' ->> 'limit' AS "limit",
+       (s -> 'budget' ->> 'used')::numeric = :sumb_cost AS used_is_ledger,
+       (s -> 'budget' ->> 'percent')::numeric = round(100 * :sumb_cost, 2) AS percent_ok,
+       (s -> 'budget' ->> 'projection')::numeric >= :sumb_cost AS projection_ahead,
+       s -> 'budget' ->> 'state' AS state,
+       (s -> 'trends' -> 'previous' ->> 'start')::timestamptz
+           = (m - interval '1 month') AT TIME ZONE 'UTC' AS previous_month,
+       s -> 'trends' -> 'previous' ->> 'requests' AS previous_requests,
+       s -> 'trends' ->> 'requests_pct' AS requests_pct
+  FROM x;
+-- today and this week, in the tenant's time zone
+SELECT (s -> 'period' ->> 'start')::timestamptz
+           = date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS today_starts,
+       jsonb_array_length(s -> 'by_day') AS today_days, s -> 'totals' ->> 'requests' AS today_requests
+  FROM llm_usage_summary('sumb', 'today') s;
+SELECT (s -> 'period' ->> 'start')::timestamptz
+           = date_trunc('week', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS week_starts_monday,
+       (s -> 'period' ->> 'end')::timestamptz - (s -> 'period' ->> 'start')::timestamptz AS length
+  FROM llm_usage_summary('sumb', 'week') s;
+
 ---------------------------------------------------------------------------
 -- Budget periods: closed exactly once at the boundary (the tenant's
 -- midnight), and caught up across missed ones.

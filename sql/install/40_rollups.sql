@@ -53,6 +53,7 @@ CREATE TABLE llm_gateway.usage_hourly (
     cost_local              numeric(24, 12) NOT NULL DEFAULT 0,
     saved_tokens            bigint NOT NULL DEFAULT 0,
     saved_usd               numeric(24, 12) NOT NULL DEFAULT 0,
+    saved_local             numeric(24, 12) NOT NULL DEFAULT 0,
     latency_ms_sum          numeric NOT NULL DEFAULT 0,
     latency_count           bigint NOT NULL DEFAULT 0,
     cached_latency_ms_sum   numeric NOT NULL DEFAULT 0,
@@ -191,6 +192,7 @@ BEGIN
                sum(reasoning_tokens) AS reasoning_tokens, sum(output_tokens) AS output_tokens,
                sum(cost_usd) AS cost_usd, coalesce(sum(cost_local), 0) AS cost_local,
                sum(saved_tokens) AS saved_tokens, sum(saved_usd) AS saved_usd,
+               coalesce(sum(saved_usd * exchange_rate), 0) AS saved_local,
                coalesce(sum(latency_ms) FILTER (WHERE status = 'ok'), 0) AS latency_ms_sum,
                count(latency_ms) FILTER (WHERE status = 'ok') AS latency_count,
                coalesce(sum(latency_ms) FILTER (WHERE status = 'ok' AND cached), 0) AS cached_latency_ms_sum,
@@ -204,7 +206,7 @@ BEGIN
                sum(requests), sum(successes), sum(attempts), sum(failed_attempts),
                sum(fallbacks), sum(cache_hits), sum(input_tokens), sum(cached_tokens),
                sum(cache_write_tokens), sum(reasoning_tokens), sum(output_tokens),
-               sum(cost_usd), sum(cost_local), sum(saved_tokens), sum(saved_usd),
+               sum(cost_usd), sum(cost_local), sum(saved_tokens), sum(saved_usd), sum(saved_local),
                sum(latency_ms_sum), sum(latency_count), sum(cached_latency_ms_sum),
                sum(cached_latency_count), llm_gateway.hist_merge(latency_hist)
           FROM facts GROUP BY 1, 2, 3, 4, 5, 6, 7
@@ -224,6 +226,7 @@ BEGIN
             cost_local = h.cost_local + EXCLUDED.cost_local,
             saved_tokens = h.saved_tokens + EXCLUDED.saved_tokens,
             saved_usd = h.saved_usd + EXCLUDED.saved_usd,
+            saved_local = h.saved_local + EXCLUDED.saved_local,
             latency_ms_sum = h.latency_ms_sum + EXCLUDED.latency_ms_sum,
             latency_count = h.latency_count + EXCLUDED.latency_count,
             cached_latency_ms_sum = h.cached_latency_ms_sum + EXCLUDED.cached_latency_ms_sum,
@@ -235,13 +238,13 @@ BEGIN
                (tenant, agent, channel, provider, model, currency, requests, successes,
                 attempts, failed_attempts, fallbacks, cache_hits, input_tokens, cached_tokens,
                 cache_write_tokens, reasoning_tokens, output_tokens, cost_usd, cost_local,
-                saved_tokens, saved_usd, latency_ms_sum, latency_count, cached_latency_ms_sum,
+                saved_tokens, saved_usd, saved_local, latency_ms_sum, latency_count, cached_latency_ms_sum,
                 cached_latency_count, latency_hist, day)
         SELECT tenant, agent, channel, provider, model, currency,
                sum(requests), sum(successes), sum(attempts), sum(failed_attempts),
                sum(fallbacks), sum(cache_hits), sum(input_tokens), sum(cached_tokens),
                sum(cache_write_tokens), sum(reasoning_tokens), sum(output_tokens),
-               sum(cost_usd), sum(cost_local), sum(saved_tokens), sum(saved_usd),
+               sum(cost_usd), sum(cost_local), sum(saved_tokens), sum(saved_usd), sum(saved_local),
                sum(latency_ms_sum), sum(latency_count), sum(cached_latency_ms_sum),
                sum(cached_latency_count), llm_gateway.hist_merge(latency_hist), day
           FROM facts GROUP BY tenant, agent, channel, provider, model, currency, day
@@ -261,6 +264,7 @@ BEGIN
             cost_local = d.cost_local + EXCLUDED.cost_local,
             saved_tokens = d.saved_tokens + EXCLUDED.saved_tokens,
             saved_usd = d.saved_usd + EXCLUDED.saved_usd,
+            saved_local = d.saved_local + EXCLUDED.saved_local,
             latency_ms_sum = d.latency_ms_sum + EXCLUDED.latency_ms_sum,
             latency_count = d.latency_count + EXCLUDED.latency_count,
             cached_latency_ms_sum = d.cached_latency_ms_sum + EXCLUDED.cached_latency_ms_sum,

@@ -22,7 +22,7 @@ RETURNS TABLE (at timestamptz, tenant text, agent text, channel text, provider t
                attempts bigint, failed_attempts bigint, fallbacks bigint, cache_hits bigint,
                input_tokens bigint, cached_tokens bigint, cache_write_tokens bigint,
                reasoning_tokens bigint, output_tokens bigint, cost_usd numeric,
-               cost_local numeric, saved_tokens bigint, saved_usd numeric,
+               cost_local numeric, saved_tokens bigint, saved_usd numeric, saved_local numeric,
                latency_ms_sum numeric, latency_count bigint,
                cached_latency_ms_sum numeric, cached_latency_count bigint,
                latency_hist bigint[])
@@ -54,7 +54,7 @@ AS $$
            h.requests, h.successes, h.attempts, h.failed_attempts, h.fallbacks,
            h.cache_hits, h.input_tokens, h.cached_tokens, h.cache_write_tokens,
            h.reasoning_tokens, h.output_tokens, h.cost_usd, h.cost_local, h.saved_tokens,
-           h.saved_usd, h.latency_ms_sum, h.latency_count, h.cached_latency_ms_sum,
+           h.saved_usd, h.saved_local, h.latency_ms_sum, h.latency_count, h.cached_latency_ms_sum,
            h.cached_latency_count, h.latency_hist
       FROM llm_gateway.usage_hourly h, b
      WHERE (t_id IS NULL OR h.tenant = t_id) AND h.hour >= b.hs AND h.hour < b.he
@@ -64,13 +64,91 @@ AS $$
            (r.status = 'ok' AND r.was_fallback)::int, r.cached::int,
            r.input_tokens, r.cached_tokens, r.cache_write_tokens, r.reasoning_tokens,
            r.output_tokens, r.cost_usd, coalesce(r.cost_local, 0), r.saved_tokens,
-           r.saved_usd,
+           r.saved_usd, coalesce(r.saved_usd * r.exchange_rate, 0),
            CASE WHEN r.status = 'ok' THEN coalesce(r.latency_ms, 0) ELSE 0 END,
            (r.status = 'ok' AND r.latency_ms IS NOT NULL)::int,
            CASE WHEN r.status = 'ok' AND r.cached THEN coalesce(r.latency_ms, 0) ELSE 0 END,
            (r.status = 'ok' AND r.cached AND r.latency_ms IS NOT NULL)::int,
            CASE WHEN r.status = 'ok' THEN llm_gateway.hist_accum(NULL, r.latency_ms) END
       FROM raw r
+$$;
+
+-- One breakdown of usage_facts rows (by model, agent, ...): a jsonb object
+-- keyed by the dimension's value.
+CREATE FUNCTION llm_gateway.breakdown_entry(requests numeric, successes numeric,
+                                            attempts numeric, failed_attempts numeric,
+                                            input_tokens numeric, output_tokens numeric,
+                                            cost_usd numeric, cost_local numeric,
+                                            latency_ms_sum numeric, latency_count numeric,
+                                            with_local boolean)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT jsonb_build_object(
+        'requests', requests, 'successes', successes, 'attempts', attempts,
+        'failed_attempts', failed_attempts, 'tokens', input_tokens + output_tokens,
+        'input_tokens', input_tokens, 'output_tokens', output_tokens,
+        'cost_usd', cost_usd, 'cost', CASE WHEN with_local THEN cost_local END,
+        'avg_latency_ms', round(latency_ms_sum / nullif(latency_count, 0), 3))
+$$;
+
+-- Percent change from old to new (NULL when there was nothing before).
+CREATE FUNCTION llm_gateway.pct_change(new numeric, old numeric)
+RETURNS numeric
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT round(100 * (new - old) / nullif(old, 0), 2)
+$$;
+
+-- The window a summary covers, and the one its trends compare with: for
+-- today/week/month, the calendar period in the tenant's time zone and the
+-- same stretch of the period before (month to date against last month to
+-- the same day and hour); for custom or explicit bounds, the window of the
+-- same length just before.
+CREATE FUNCTION llm_gateway.summary_window(p text, tz text, start_at timestamptz,
+                                           end_at timestamptz,
+                                           OUT s timestamptz, OUT e timestamptz,
+                                           OUT prev_s timestamptz, OUT prev_e timestamptz)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    field text := CASE p WHEN 'today' THEN 'day' WHEN 'day' THEN 'day' WHEN 'week' THEN 'week'
+                         WHEN 'month' THEN 'month' END;
+    len interval := CASE p WHEN 'week' THEN interval '1 week' WHEN 'month' THEN interval '1 month'
+                           ELSE interval '1 day' END;
+    local_now timestamp := now() AT TIME ZONE tz;
+BEGIN
+    IF field IS NULL AND p <> 'custom' THEN
+        RAISE EXCEPTION USING ERRCODE = 'LG011',
+            MESSAGE = format('unknown period "%s"', left(p, 64)),
+            HINT = 'Periods are today, week, month (in the tenant''s time zone) and custom (with start_at and end_at).';
+    END IF;
+    IF field IS NOT NULL THEN
+        s := date_trunc(field, local_now) AT TIME ZONE tz;
+        e := (date_trunc(field, local_now) + len) AT TIME ZONE tz;
+        prev_s := (date_trunc(field, local_now) - len) AT TIME ZONE tz;
+        prev_e := least((local_now - len) AT TIME ZONE tz, s);
+    END IF;
+    IF start_at IS NOT NULL OR end_at IS NOT NULL THEN
+        s := coalesce(start_at, s);
+        e := coalesce(end_at, e);
+        IF s IS NULL OR e IS NULL OR e <= s THEN
+            RAISE EXCEPTION USING ERRCODE = 'LG011',
+                MESSAGE = 'a custom period needs start_at before end_at',
+                HINT = 'Pass both bounds, start_at earlier than end_at; end_at is excluded.';
+        END IF;
+        prev_s := s - (e - s);
+        prev_e := s;
+    END IF;
+    IF s IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'LG011',
+            MESSAGE = 'a custom period needs start_at before end_at',
+            HINT = 'Pass both bounds, start_at earlier than end_at; end_at is excluded.';
+    END IF;
+END
 $$;
 
 CREATE FUNCTION @extschema@.llm_usage_summary(tenant text, period text DEFAULT 'month',
@@ -86,116 +164,137 @@ DECLARE
     p text := lower(coalesce(llm_usage_summary.period, 'month'));
     tz text := 'UTC';
     cur text;
-    s timestamptz;
-    e timestamptz;
-    field text;
+    w record;
+    local boolean := t_id IS NOT NULL;
     budget jsonb;
+    prev record;
     result jsonb;
 BEGIN
     IF t_id IS NOT NULL THEN
         PERFORM llm_gateway.require_tenant(t_id);
         SELECT t.timezone, t.currency INTO tz, cur FROM llm_gateway.tenants t WHERE t.tenant = t_id;
     END IF;
-    field := CASE p WHEN 'today' THEN 'day' WHEN 'day' THEN 'day' WHEN 'week' THEN 'week'
-                    WHEN 'month' THEN 'month' END;
-    IF field IS NOT NULL THEN
-        s := date_trunc(field, now() AT TIME ZONE tz) AT TIME ZONE tz;
-        e := (date_trunc(field, now() AT TIME ZONE tz)
-              + CASE field WHEN 'day' THEN interval '1 day' WHEN 'week' THEN interval '1 week'
-                           ELSE interval '1 month' END) AT TIME ZONE tz;
-    ELSIF p <> 'custom' THEN
-        RAISE EXCEPTION USING ERRCODE = 'LG011',
-            MESSAGE = format('unknown period "%s"', left(p, 64)),
-            HINT = 'Periods are today, week, month (in the tenant''s time zone) and custom (with start_at and end_at).';
-    END IF;
-    s := coalesce(start_at, s);
-    e := coalesce(end_at, e);
-    IF s IS NULL OR e IS NULL OR e <= s THEN
-        RAISE EXCEPTION USING ERRCODE = 'LG011',
-            MESSAGE = 'a custom period needs start_at before end_at';
-    END IF;
+    w := llm_gateway.summary_window(p, tz, start_at, end_at);
 
+    -- the budget of the current period (the one of the summary's length first)
     IF t_id IS NOT NULL THEN
-        SELECT jsonb_build_object('unit', b ->> 'unit', 'period', b ->> 'period',
-                                  'limit', b -> 'limit', 'used', b -> 'used',
-                                  'percent', b -> 'percent', 'projection', b -> 'projection',
-                                  'state', b ->> 'state')
+        SELECT jsonb_build_object('budget_id', b -> 'budget_id', 'unit', b ->> 'unit',
+                                  'period', b ->> 'period', 'limit', b -> 'limit',
+                                  'used', b -> 'used', 'reserved', b -> 'reserved',
+                                  'remaining', b -> 'remaining', 'percent', b -> 'percent',
+                                  'projection', b -> 'projection',
+                                  'projected_percent', b -> 'projected_percent',
+                                  'period_start', b -> 'period_start',
+                                  'period_end', b -> 'period_end', 'state', b ->> 'state')
           INTO budget
           FROM jsonb_array_elements(@extschema@.llm_budget_status(t_id) -> 'budgets') b
          WHERE b ->> 'kind' = 'budget' AND b ->> 'scope' <> 'agent'
-         ORDER BY (b ->> 'period') = CASE field WHEN 'day' THEN 'daily' WHEN 'week' THEN 'weekly'
-                                               ELSE 'monthly' END DESC,
+         ORDER BY (b ->> 'period') = CASE p WHEN 'week' THEN 'weekly' WHEN 'month' THEN 'monthly'
+                                            WHEN 'custom' THEN 'monthly' ELSE 'daily' END DESC,
                   (b ->> 'unit') NOT IN ('tokens', 'requests') DESC
          LIMIT 1;
     END IF;
 
+    SELECT coalesce(sum(f.requests), 0) AS requests,
+           coalesce(sum(f.input_tokens + f.output_tokens), 0) AS tokens,
+           coalesce(sum(f.cost_usd), 0) AS cost_usd, coalesce(sum(f.cost_local), 0) AS cost_local
+      INTO prev
+      FROM llm_gateway.usage_facts(t_id, w.prev_s, w.prev_e) f;
+
     WITH f AS MATERIALIZED (
-        SELECT * FROM llm_gateway.usage_facts(t_id, s, e)
+        SELECT * FROM llm_gateway.usage_facts(t_id, w.s, w.e)
     ), totals AS (
         SELECT coalesce(sum(requests), 0) AS requests, coalesce(sum(successes), 0) AS successes,
-               coalesce(sum(attempts), 0) AS attempts, coalesce(sum(fallbacks), 0) AS fallbacks,
+               coalesce(sum(attempts), 0) AS attempts,
+               coalesce(sum(failed_attempts), 0) AS failed_attempts,
+               coalesce(sum(fallbacks), 0) AS fallbacks,
                coalesce(sum(cache_hits), 0) AS hits,
                coalesce(sum(input_tokens), 0) AS input_tokens,
                coalesce(sum(output_tokens), 0) AS output_tokens,
                coalesce(sum(cached_tokens), 0) AS cached_tokens,
+               coalesce(sum(cache_write_tokens), 0) AS cache_write_tokens,
                coalesce(sum(reasoning_tokens), 0) AS reasoning_tokens,
                coalesce(sum(cost_usd), 0) AS cost_usd, coalesce(sum(cost_local), 0) AS cost_local,
                coalesce(sum(saved_tokens), 0) AS saved_tokens,
                coalesce(sum(saved_usd), 0) AS saved_usd,
+               coalesce(sum(saved_local), 0) AS saved_local,
                sum(latency_ms_sum) AS latency_sum, sum(latency_count) AS latency_count,
+               sum(cached_latency_ms_sum) AS cached_sum,
+               sum(cached_latency_count) AS cached_count,
                llm_gateway.hist_merge(latency_hist) AS hist
           FROM f
     ), dims AS (
-        SELECT 'model' AS dim, model AS k, requests, input_tokens + output_tokens AS tokens,
-               cost_usd, cost_local FROM f
-        UNION ALL SELECT 'agent', coalesce(agent, '(none)'), requests, input_tokens + output_tokens,
-               cost_usd, cost_local FROM f
-        UNION ALL SELECT 'channel', coalesce(channel, '(none)'), requests, input_tokens + output_tokens,
-               cost_usd, cost_local FROM f
-        UNION ALL SELECT 'provider', coalesce(provider, '(none)'), requests, input_tokens + output_tokens,
-               cost_usd, cost_local FROM f
+        SELECT 'model' AS dim, model AS k, f.* FROM f
+        UNION ALL SELECT 'agent', coalesce(agent, '(none)'), f.* FROM f
+        UNION ALL SELECT 'channel', coalesce(channel, '(none)'), f.* FROM f
+        UNION ALL SELECT 'provider', coalesce(provider, '(none)'), f.* FROM f
     ), breakdowns AS (
-        SELECT dim, jsonb_object_agg(k, jsonb_build_object(
-                   'requests', requests, 'tokens', tokens, 'cost_usd', cost_usd,
-                   'cost', CASE WHEN t_id IS NULL THEN NULL ELSE cost_local END) ORDER BY k) AS o
-          FROM (SELECT dim, k, sum(requests) AS requests, sum(tokens) AS tokens,
-                       sum(cost_usd) AS cost_usd, sum(cost_local) AS cost_local
+        SELECT dim, jsonb_object_agg(k, llm_gateway.breakdown_entry(
+                   requests, successes, attempts, failed_attempts, input_tokens, output_tokens,
+                   cost_usd, cost_local, latency_ms_sum, latency_count, local) ORDER BY k) AS o
+          FROM (SELECT dim, k, sum(requests) AS requests, sum(successes) AS successes,
+                       sum(attempts) AS attempts, sum(failed_attempts) AS failed_attempts,
+                       sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+                       sum(cost_usd) AS cost_usd, sum(cost_local) AS cost_local,
+                       sum(latency_ms_sum) AS latency_ms_sum, sum(latency_count) AS latency_count
                   FROM dims GROUP BY 1, 2) g
          GROUP BY dim
     ), days AS (
+        -- every day of the window up to today, with or without usage
         SELECT coalesce(jsonb_agg(jsonb_build_object(
-                   'date', day, 'requests', requests, 'tokens', tokens, 'cost_usd', cost_usd,
-                   'cost', CASE WHEN t_id IS NULL THEN NULL ELSE cost_local END) ORDER BY day), '[]') AS a
-          FROM (SELECT (at AT TIME ZONE tz)::date AS day, sum(requests) AS requests,
-                       sum(input_tokens + output_tokens) AS tokens, sum(cost_usd) AS cost_usd,
-                       sum(cost_local) AS cost_local
-                  FROM f GROUP BY 1) d
+                   'date', coalesce(d.day, g.day), 'requests', coalesce(d.requests, 0),
+                   'errors', coalesce(d.requests - d.successes, 0),
+                   'tokens', coalesce(d.tokens, 0), 'cost_usd', coalesce(d.cost_usd, 0),
+                   'cost', CASE WHEN local THEN coalesce(d.cost_local, 0) END)
+                   ORDER BY coalesce(d.day, g.day)), '[]') AS a
+          FROM (SELECT generate_series((w.s AT TIME ZONE tz)::date,
+                                       ((least(w.e, greatest(now(), w.s + interval '1 microsecond'))
+                                         - interval '1 microsecond') AT TIME ZONE tz)::date,
+                                       interval '1 day')::date AS day) g
+          FULL JOIN (SELECT (at AT TIME ZONE tz)::date AS day, sum(requests) AS requests,
+                            sum(successes) AS successes,
+                            sum(input_tokens + output_tokens) AS tokens,
+                            sum(cost_usd) AS cost_usd, sum(cost_local) AS cost_local
+                       FROM f GROUP BY 1) d ON d.day = g.day
     )
     SELECT jsonb_build_object(
                'tenant', t_id,
                'currency', cur,
-               'period', jsonb_build_object('name', p, 'start', s, 'end', e, 'timezone', tz),
+               'period', jsonb_build_object('name', p, 'start', w.s, 'end', w.e, 'timezone', tz),
                'totals', jsonb_build_object(
                    'requests', t.requests, 'successes', t.successes,
                    'errors', t.requests - t.successes,
                    'success_rate', CASE WHEN t.requests > 0
                                         THEN round(t.successes::numeric / t.requests, 4) ELSE 1 END,
-                   'attempts', t.attempts, 'fallbacks', t.fallbacks,
+                   'attempts', t.attempts, 'failed_attempts', t.failed_attempts,
+                   'fallbacks', t.fallbacks,
                    'tokens', t.input_tokens + t.output_tokens,
                    'input_tokens', t.input_tokens, 'output_tokens', t.output_tokens,
-                   'cached_tokens', t.cached_tokens, 'reasoning_tokens', t.reasoning_tokens,
+                   'cached_tokens', t.cached_tokens, 'cache_write_tokens', t.cache_write_tokens,
+                   'reasoning_tokens', t.reasoning_tokens,
                    'cost_usd', t.cost_usd,
-                   'cost', CASE WHEN t_id IS NULL THEN NULL ELSE t.cost_local END,
-                   'avg_latency_ms', CASE WHEN t.latency_count > 0
-                                          THEN round(t.latency_sum / t.latency_count, 3) END,
+                   'cost', CASE WHEN local THEN t.cost_local END,
+                   'avg_latency_ms', round(t.latency_sum / nullif(t.latency_count, 0), 3),
                    'p50_latency_ms', round(llm_gateway.hist_percentile(t.hist, 0.5)::numeric, 3),
                    'p95_latency_ms', round(llm_gateway.hist_percentile(t.hist, 0.95)::numeric, 3),
                    'p99_latency_ms', round(llm_gateway.hist_percentile(t.hist, 0.99)::numeric, 3)),
                'cache', jsonb_build_object(
-                   'hits', t.hits,
+                   'hits', t.hits, 'misses', t.requests - t.hits,
                    'hit_rate', CASE WHEN t.requests > 0
                                     THEN round(t.hits::numeric / t.requests, 4) ELSE 0 END,
-                   'saved_tokens', t.saved_tokens, 'saved_usd', t.saved_usd),
+                   'saved_tokens', t.saved_tokens, 'saved_usd', t.saved_usd,
+                   'saved', CASE WHEN local THEN t.saved_local END,
+                   'avg_latency_cached_ms', round(t.cached_sum / nullif(t.cached_count, 0), 3),
+                   'avg_latency_uncached_ms', round((t.latency_sum - t.cached_sum)
+                                                    / nullif(t.latency_count - t.cached_count, 0), 3)),
+               'trends', jsonb_build_object(
+                   'previous', jsonb_build_object('start', w.prev_s, 'end', w.prev_e,
+                                                  'requests', prev.requests, 'tokens', prev.tokens,
+                                                  'cost_usd', prev.cost_usd,
+                                                  'cost', CASE WHEN local THEN prev.cost_local END),
+                   'requests_pct', llm_gateway.pct_change(t.requests, prev.requests),
+                   'tokens_pct', llm_gateway.pct_change(t.input_tokens + t.output_tokens, prev.tokens),
+                   'cost_pct', llm_gateway.pct_change(t.cost_usd, prev.cost_usd)),
                'budget', budget,
                'by_model', coalesce((SELECT o FROM breakdowns WHERE dim = 'model'), '{}'),
                'by_agent', coalesce((SELECT o FROM breakdowns WHERE dim = 'agent'), '{}'),
@@ -334,6 +433,7 @@ SELECT hour, tenant, sum(requests) AS requests, sum(cache_hits) AS cache_hits,
        sum(requests) - sum(cache_hits) AS cache_misses,
        round(100 * sum(cache_hits)::numeric / nullif(sum(requests), 0), 2) AS cache_hit_rate,
        sum(saved_tokens) AS tokens_saved, sum(saved_usd) AS cost_saved_usd,
+       sum(saved_local) AS cost_saved_local,
        round(sum(cached_latency_ms_sum) / nullif(sum(cached_latency_count), 0), 3)
            AS avg_latency_cached_ms,
        round((sum(latency_ms_sum) - sum(cached_latency_ms_sum))

@@ -74,5 +74,10 @@ GRANT EXECUTE ON FUNCTION llm_gateway.require_tenant(text),
                           llm_gateway.hist_percentile(bigint[], float8),
                           llm_gateway.latency_hist(numeric),
                           llm_gateway.hist_merge(bigint[]),
-                          llm_gateway.csv(text)
+                          llm_gateway.csv(text),
+                          llm_gateway.summary_window(text, text, timestamptz, timestamptz),
+                          llm_gateway.breakdown_entry(numeric, numeric, numeric, numeric, numeric,
+                                                      numeric, numeric, numeric, numeric, numeric,
+                                                      boolean),
+                          llm_gateway.pct_change(numeric, numeric)
     TO PUBLIC;

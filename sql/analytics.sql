@@ -60,6 +60,49 @@ SELECT llm_usage_summary('ana', 'custom', '2026-01-10 12:15:00+00', '2026-01-11 
 -- The rollups equal the ledger, both ways.
 SELECT count(*) AS ledger_not_in_rollup FROM (SELECT * FROM ana_ledger EXCEPT SELECT * FROM ana_rollup) x;
 SELECT count(*) AS rollup_not_in_ledger FROM (SELECT * FROM ana_rollup EXCEPT SELECT * FROM ana_ledger) x;
+
+-- Whole local days come from usage_daily (a change made there shows), and
+-- agree with the ledger.
+CREATE FUNCTION ana_days() RETURNS jsonb LANGUAGE sql AS $$
+    SELECT llm_usage_summary('ana', 'custom', '2026-01-10 03:00+00', '2026-01-12 03:00+00')
+$$;
+SELECT s -> 'totals' ->> 'requests' AS requests, s -> 'totals' ->> 'attempts' AS attempts,
+       (s -> 'totals' ->> 'cost_usd')::numeric
+           = (SELECT sum(cost_usd) FROM llm_gateway.usage WHERE tenant = 'ana') AS cost_is_ledger,
+       (SELECT string_agg((d ->> 'date') || ': ' || (d ->> 'requests'), ', ')
+          FROM jsonb_array_elements(s -> 'by_day') d) AS by_day,
+       s -> 'totals' ->> 'p50_latency_ms' AS p50
+  FROM ana_days() s;
+BEGIN;
+UPDATE llm_gateway.usage_daily SET requests = requests + 100 WHERE tenant = 'ana';
+SELECT ana_days() -> 'totals' ->> 'requests' AS read_from_daily;
+ROLLBACK;
+-- After a change of zone, earlier days come from the hours: they were
+-- rolled up as days of the old zone.
+SELECT llm_tenant_set('ana', '{"timezone": "America/Manaus"}') ->> 'timezone' AS zone;
+BEGIN;
+UPDATE llm_gateway.usage_daily SET requests = requests + 100 WHERE tenant = 'ana';
+SELECT s -> 'totals' ->> 'requests' AS requests,
+       (SELECT string_agg((d ->> 'date') || ': ' || (d ->> 'requests'), ', ')
+          FROM jsonb_array_elements(s -> 'by_day') d) AS by_day
+  FROM llm_usage_summary('ana', 'custom', '2026-01-10 04:00+00', '2026-01-12 04:00+00') s;
+ROLLBACK;
+SELECT llm_tenant_set('ana', '{"timezone": "America/Sao_Paulo"}') ->> 'timezone' AS zone;
+-- A zone whose midnight is not on an hour (UTC+5:30): the day's edges come
+-- from the ledger, before and after the rollup.
+SELECT llm_tenant_set('kol', '{"timezone": "Asia/Kolkata"}') ->> 'tenant';
+INSERT INTO llm_gateway.usage (created_at, request_id, tenant, model, status, cost_usd)
+VALUES ('2026-03-09 18:00+00', '00000000-0000-4000-8000-0000000000b1', 'kol', 'm', 'ok', 1),
+       ('2026-03-09 18:45+00', '00000000-0000-4000-8000-0000000000b2', 'kol', 'm', 'ok', 2),
+       ('2026-03-10 18:29+00', '00000000-0000-4000-8000-0000000000b3', 'kol', 'm', 'ok', 4);
+CREATE FUNCTION kol_day() RETURNS text LANGUAGE sql AS $$
+    SELECT (s -> 'totals' ->> 'requests') || ' requests, ' || (s -> 'totals' ->> 'cost_usd')
+           || ' USD, ' || (s -> 'by_day')::text
+      FROM llm_usage_summary('kol', 'custom', '2026-03-09 18:30+00', '2026-03-10 18:30+00') s
+$$;
+SELECT kol_day() AS before_rollup;
+SELECT (llm_maintenance() -> 'rolled_up')::int AS rolled_up;
+SELECT kol_day() AS after_rollup;
 SELECT day, sum(requests) AS requests, sum(cost_usd) AS cost_usd
   FROM llm_gateway.usage_daily WHERE tenant = 'ana' GROUP BY day ORDER BY day;
 SELECT llm_gateway.hist_percentile(llm_gateway.hist_merge(latency_hist), 0.5)::numeric(10, 3) AS p50,

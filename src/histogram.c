@@ -3,13 +3,20 @@
  * row, merged with a plain element-wise sum, and any percentile is read
  * back from a merged one.
  *
- * A histogram is an int8[] of LG_HIST_BUCKETS counts; bucket b counts the
- * latencies in [0.1 ms × 2^(b/4), 0.1 ms × 2^((b+1)/4)) — four buckets per
- * doubling, from 0.1 ms to about 100 s (the first bucket takes anything
- * shorter, the last anything longer).  A percentile is the geometric middle
- * of its bucket, so it is within 9% of the true value.  An empty array is an
- * empty histogram.
+ * Bucket b counts the latencies in [0.1 ms × 2^(b/4), 0.1 ms × 2^((b+1)/4))
+ * — four buckets per doubling, LG_HIST_BUCKETS of them, from 0.1 ms to about
+ * 100 s (the first bucket takes anything shorter, the last anything longer).
+ * A percentile is the geometric middle of its bucket, so it is within 9% of
+ * the true value.
  *
+ * Stored, a histogram is an int8[] holding only the span from its first to
+ * its last non-empty bucket, with that first bucket's number + 1 as the
+ * array's lower bound: '[9:10]={3,1}' is three latencies in bucket 8 and one
+ * in bucket 9.  A row of one call keeps one element, not eighty.  An empty
+ * array (or NULL) is an empty histogram.  The aggregates keep the full
+ * counts in their own memory while they run.
+ *
+ *   llm_gateway.hist_of(latency_ms)       the histogram of one value
  *   llm_gateway.latency_hist(latency_ms)  aggregate: the histogram of values
  *   llm_gateway.hist_add(a, b)            the sum of two histograms
  *   llm_gateway.hist_merge(h)             aggregate: the sum of histograms
@@ -28,13 +35,23 @@
 #define LG_HIST_BASE_MS      0.1
 #define LG_HIST_PER_DOUBLING 4.0
 
+typedef struct HistCounts
+{
+	int64 counts[LG_HIST_BUCKETS];
+} HistCounts;
+
+PG_FUNCTION_INFO_V1(llm_gateway_hist_of);
 PG_FUNCTION_INFO_V1(llm_gateway_hist_accum);
+PG_FUNCTION_INFO_V1(llm_gateway_hist_merge_step);
+PG_FUNCTION_INFO_V1(llm_gateway_hist_final);
 PG_FUNCTION_INFO_V1(llm_gateway_hist_add);
 PG_FUNCTION_INFO_V1(llm_gateway_hist_percentile);
 
 static int
-bucket_of(double ms)
+bucket_of(Datum latency_numeric)
 {
+	double ms =
+		DatumGetFloat8(DirectFunctionCall1(numeric_float8, latency_numeric));
 	double b;
 
 	if (!(ms > LG_HIST_BASE_MS))
@@ -43,132 +60,142 @@ bucket_of(double ms)
 	return (int) Min(b, LG_HIST_BUCKETS - 1);
 }
 
-/* The counts of a histogram array into counts[LG_HIST_BUCKETS]. */
+/* Add a stored histogram (NULL: empty) into h. */
 static void
-read_counts(ArrayType *a, int64 *counts)
+add_stored(HistCounts *h, ArrayType *a)
 {
-	Datum *elems;
-	bool  *nulls;
-	int    n;
+	const int64 *v;
+	int          first;
+	int          n;
 
-	memset(counts, 0, sizeof(int64) * LG_HIST_BUCKETS);
 	if (a == NULL || ARR_NDIM(a) == 0)
 		return;
-	if (ARR_NDIM(a) != 1 || ARR_ELEMTYPE(a) != INT8OID)
+	if (ARR_NDIM(a) != 1 || ARR_ELEMTYPE(a) != INT8OID || ARR_HASNULL(a))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a latency histogram is a one-dimensional bigint "
-						"array")));
-	deconstruct_array(a,
-					  INT8OID,
-					  8,
-					  true,
-					  TYPALIGN_DOUBLE,
-					  &elems,
-					  &nulls,
-					  &n);
-	for (int i = 0; i < Min(n, LG_HIST_BUCKETS); i++)
-		counts[i] = nulls[i] ? 0 : DatumGetInt64(elems[i]);
+						"array without NULLs")));
+	v = (const int64 *) ARR_DATA_PTR(a);
+	first = ARR_LBOUND(a)[0] - 1;
+	n = ARR_DIMS(a)[0];
+	if (first < 0 || first + n > LG_HIST_BUCKETS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a latency histogram has buckets 1 to %d",
+						LG_HIST_BUCKETS)));
+	for (int i = 0; i < n; i++)
+		h->counts[first + i] += v[i];
 }
 
+/* The stored form of h: its non-empty span only. */
 static ArrayType *
-make_array(const int64 *counts)
+to_stored(const HistCounts *h)
 {
 	Datum elems[LG_HIST_BUCKETS];
+	int   first = 0;
+	int   last = LG_HIST_BUCKETS - 1;
+	int   dims[1];
+	int   lbs[1];
 
-	for (int i = 0; i < LG_HIST_BUCKETS; i++)
-		elems[i] = Int64GetDatum(counts[i]);
-	return construct_array(elems,
-						   LG_HIST_BUCKETS,
-						   INT8OID,
-						   8,
-						   true,
-						   TYPALIGN_DOUBLE);
+	while (first < LG_HIST_BUCKETS && h->counts[first] == 0)
+		first++;
+	if (first == LG_HIST_BUCKETS)
+		return construct_empty_array(INT8OID);
+	while (h->counts[last] == 0)
+		last--;
+	for (int i = first; i <= last; i++)
+		elems[i - first] = Int64GetDatum(h->counts[i]);
+	dims[0] = last - first + 1;
+	lbs[0] = first + 1;
+	return construct_md_array(elems,
+							  NULL,
+							  1,
+							  dims,
+							  lbs,
+							  INT8OID,
+							  sizeof(int64),
+							  FLOAT8PASSBYVAL,
+							  TYPALIGN_DOUBLE);
 }
 
-/*
- * The aggregate's running state, changed in place: a full-size array made
- * in the aggregate's context on the first row.
- */
-static ArrayType *
-agg_state(FunctionCallInfo fcinfo, int64 **counts)
+/* The running counts of an aggregate, made zero on its first row. */
+static HistCounts *
+agg_counts(FunctionCallInfo fcinfo)
 {
 	MemoryContext aggcxt;
-	MemoryContext old;
-	ArrayType    *state;
-	int64         zero[LG_HIST_BUCKETS] = {0};
 
 	if (!AggCheckCallContext(fcinfo, &aggcxt))
-		return NULL;
+		elog(ERROR, "a histogram aggregate step was called outside one");
 	if (PG_ARGISNULL(0))
-	{
-		old = MemoryContextSwitchTo(aggcxt);
-		state = make_array(zero);
-		MemoryContextSwitchTo(old);
-	}
-	else
-		state = PG_GETARG_ARRAYTYPE_P(0);
-	if (ARR_NDIM(state) != 1 || ARR_DIMS(state)[0] != LG_HIST_BUCKETS ||
-		ARR_HASNULL(state))
-		return NULL;
-	*counts = (int64 *) ARR_DATA_PTR(state);
-	return state;
+		return MemoryContextAllocZero(aggcxt, sizeof(HistCounts));
+	return (HistCounts *) PG_GETARG_POINTER(0);
 }
 
-/*
- * hist_accum(state int8[], latency_ms numeric) — the aggregate's step: one
- * more value (NULL latencies are not counted).
- */
+/* hist_of(latency_ms numeric) — NULL for a NULL latency. */
+Datum
+llm_gateway_hist_of(PG_FUNCTION_ARGS)
+{
+	HistCounts h;
+
+	memset(&h, 0, sizeof(h));
+	h.counts[bucket_of(PG_GETARG_DATUM(0))] = 1;
+	PG_RETURN_ARRAYTYPE_P(to_stored(&h));
+}
+
+/* The step of latency_hist(numeric): one more value (NULLs not counted). */
 Datum
 llm_gateway_hist_accum(PG_FUNCTION_ARGS)
 {
-	int64      local[LG_HIST_BUCKETS];
-	int64     *counts;
-	ArrayType *state = agg_state(fcinfo, &counts);
+	HistCounts *h = agg_counts(fcinfo);
 
-	if (state == NULL)
-	{
-		read_counts(PG_ARGISNULL(0) ? NULL : PG_GETARG_ARRAYTYPE_P(0), local);
-		counts = local;
-	}
 	if (!PG_ARGISNULL(1))
-		counts[bucket_of(DatumGetFloat8(
-			DirectFunctionCall1(numeric_float8, PG_GETARG_DATUM(1))))]++;
-	PG_RETURN_ARRAYTYPE_P(state ? state : make_array(local));
+		h->counts[bucket_of(PG_GETARG_DATUM(1))]++;
+	PG_RETURN_POINTER(h);
 }
 
-/*
- * hist_add(a int8[], b int8[]) — element-wise sum (a NULL is empty); in
- * place when it is the step of hist_merge().
- */
+/* The step of hist_merge(int8[]): one more histogram. */
+Datum
+llm_gateway_hist_merge_step(PG_FUNCTION_ARGS)
+{
+	HistCounts *h = agg_counts(fcinfo);
+
+	if (!PG_ARGISNULL(1))
+		add_stored(h, PG_GETARG_ARRAYTYPE_P(1));
+	PG_RETURN_POINTER(h);
+}
+
+/* The final function of both aggregates: NULL when no row was seen. */
+Datum
+llm_gateway_hist_final(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	PG_RETURN_ARRAYTYPE_P(to_stored((HistCounts *) PG_GETARG_POINTER(0)));
+}
+
+/* hist_add(a int8[], b int8[]) — the sum; a NULL is an empty histogram. */
 Datum
 llm_gateway_hist_add(PG_FUNCTION_ARGS)
 {
-	int64      a[LG_HIST_BUCKETS];
-	int64      b[LG_HIST_BUCKETS];
-	int64     *sum;
-	ArrayType *state = agg_state(fcinfo, &sum);
+	HistCounts h;
 
-	if (state == NULL)
-	{
-		read_counts(PG_ARGISNULL(0) ? NULL : PG_GETARG_ARRAYTYPE_P(0), a);
-		sum = a;
-	}
-	read_counts(PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1), b);
-	for (int i = 0; i < LG_HIST_BUCKETS; i++)
-		sum[i] += b[i];
-	PG_RETURN_ARRAYTYPE_P(state ? state : make_array(a));
+	memset(&h, 0, sizeof(h));
+	if (!PG_ARGISNULL(0))
+		add_stored(&h, PG_GETARG_ARRAYTYPE_P(0));
+	if (!PG_ARGISNULL(1))
+		add_stored(&h, PG_GETARG_ARRAYTYPE_P(1));
+	PG_RETURN_ARRAYTYPE_P(to_stored(&h));
 }
 
 /* hist_percentile(h int8[], q float8) — NULL for an empty histogram. */
 Datum
 llm_gateway_hist_percentile(PG_FUNCTION_ARGS)
 {
-	int64  counts[LG_HIST_BUCKETS];
-	int64  total = 0;
-	int64  seen = 0;
-	double q;
-	double rank;
+	HistCounts h;
+	int64      total = 0;
+	int64      seen = 0;
+	double     q;
+	double     rank;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		PG_RETURN_NULL();
@@ -177,15 +204,16 @@ llm_gateway_hist_percentile(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the quantile must be between 0 and 1")));
-	read_counts(PG_GETARG_ARRAYTYPE_P(0), counts);
+	memset(&h, 0, sizeof(h));
+	add_stored(&h, PG_GETARG_ARRAYTYPE_P(0));
 	for (int i = 0; i < LG_HIST_BUCKETS; i++)
-		total += counts[i];
+		total += h.counts[i];
 	if (total == 0)
 		PG_RETURN_NULL();
 	rank = Max(ceil(q * total), 1);
 	for (int i = 0; i < LG_HIST_BUCKETS; i++)
 	{
-		seen += counts[i];
+		seen += h.counts[i];
 		if (seen >= rank)
 			PG_RETURN_FLOAT8(LG_HIST_BASE_MS *
 							 pow(2.0, (i + 0.5) / LG_HIST_PER_DOUBLING));

@@ -141,6 +141,7 @@ CREATE TABLE llm_gateway.tenants (
     max_concurrency integer CHECK (max_concurrency > 0),
     currency        text NOT NULL DEFAULT 'USD' CHECK (currency ~ '^[A-Z]{3}$'),
     timezone        text NOT NULL DEFAULT 'UTC',
+    timezone_since  timestamptz,        -- when it last changed (NULL: never)
     cache_scope     text NOT NULL DEFAULT 'tenant'
                     CHECK (cache_scope IN ('tenant', 'shared', 'off')),
     metadata        jsonb NOT NULL DEFAULT '{}',

@@ -426,12 +426,14 @@ DECLARE
     t llm_gateway.tenants;
     members text[];
     bad text;
+    old_zone text;
 BEGIN
     IF t_id IS NULL OR length(t_id) NOT BETWEEN 1 AND 200 OR t_id ~ '[[:cntrl:]]' THEN
         PERFORM llm_gateway.config_error('tenant',
             'the tenant id must be 1 to 200 characters without control characters');
     END IF;
     SELECT * INTO t FROM llm_gateway.tenants WHERE tenant = t_id FOR UPDATE;
+    old_zone := t.timezone;
     IF NOT FOUND THEN
         t.tenant := t_id;
         t.active := true;
@@ -484,6 +486,10 @@ BEGIN
                 format('unknown time zone "%s"', t.timezone),
                 'Use a name from pg_timezone_names, such as America/Sao_Paulo.');
         END IF;
+        -- usage_daily holds days of the old zone until now (usage_facts)
+        IF t.timezone IS DISTINCT FROM old_zone AND old_zone IS NOT NULL THEN
+            t.timezone_since := now();
+        END IF;
     END IF;
     IF c ? 'cache_scope' THEN
         t.cache_scope := coalesce(llm_gateway.config_text(c, 'cache_scope', 'tenant', 10), 'tenant');
@@ -530,7 +536,8 @@ BEGIN
            default_model = EXCLUDED.default_model,
            rpm = EXCLUDED.rpm, tpm = EXCLUDED.tpm, rpd = EXCLUDED.rpd, tpd = EXCLUDED.tpd,
            max_concurrency = EXCLUDED.max_concurrency, currency = EXCLUDED.currency,
-           timezone = EXCLUDED.timezone, cache_scope = EXCLUDED.cache_scope,
+           timezone = EXCLUDED.timezone, timezone_since = EXCLUDED.timezone_since,
+           cache_scope = EXCLUDED.cache_scope,
            metadata = EXCLUDED.metadata, suspended_until = EXCLUDED.suspended_until,
            suspended_reason = EXCLUDED.suspended_reason,
            suspension_lifted_at = EXCLUDED.suspension_lifted_at,

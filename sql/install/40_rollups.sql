@@ -6,19 +6,34 @@
 -- worker")
 ---------------------------------------------------------------------------
 
--- Latency histograms (histogram.c): int8[] of 80 log-scale buckets.
-CREATE FUNCTION llm_gateway.hist_accum(state bigint[], latency_ms numeric)
+-- Latency histograms (histogram.c): int8[] of log-scale bucket counts,
+-- only the non-empty span kept (its lower bound says where it starts).
+CREATE FUNCTION llm_gateway.hist_of(latency_ms numeric)
 RETURNS bigint[]
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'llm_gateway_hist_of';
+CREATE FUNCTION llm_gateway.hist_accum(state internal, latency_ms numeric)
+RETURNS internal
 LANGUAGE C IMMUTABLE PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'llm_gateway_hist_accum';
+CREATE FUNCTION llm_gateway.hist_merge_step(state internal, h bigint[])
+RETURNS internal
+LANGUAGE C IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'llm_gateway_hist_merge_step';
+CREATE FUNCTION llm_gateway.hist_final(state internal)
+RETURNS bigint[]
+LANGUAGE C IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'llm_gateway_hist_final';
 CREATE AGGREGATE llm_gateway.latency_hist(numeric) (
-    SFUNC = llm_gateway.hist_accum, STYPE = bigint[]);
+    SFUNC = llm_gateway.hist_accum, STYPE = internal,
+    FINALFUNC = llm_gateway.hist_final);
+CREATE AGGREGATE llm_gateway.hist_merge(bigint[]) (
+    SFUNC = llm_gateway.hist_merge_step, STYPE = internal,
+    FINALFUNC = llm_gateway.hist_final);
 CREATE FUNCTION llm_gateway.hist_add(a bigint[], b bigint[])
 RETURNS bigint[]
 LANGUAGE C IMMUTABLE PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'llm_gateway_hist_add';
-CREATE AGGREGATE llm_gateway.hist_merge(bigint[]) (
-    SFUNC = llm_gateway.hist_add, STYPE = bigint[]);
 CREATE FUNCTION llm_gateway.hist_percentile(h bigint[], q float8)
 RETURNS float8
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
@@ -61,7 +76,7 @@ CREATE TABLE llm_gateway.usage_hourly (
     latency_hist            bigint[],
     CONSTRAINT usage_hourly_key
         UNIQUE NULLS NOT DISTINCT (hour, tenant, agent, channel, provider, model, currency)
-);
+) WITH (fillfactor = 80);   -- room for HOT updates of the current hour's rows
 COMMENT ON TABLE llm_gateway.usage_hourly IS
     'The ledger rolled up per hour, tenant, agent, channel, provider, model';
 CREATE INDEX usage_hourly_tenant_hour ON llm_gateway.usage_hourly (tenant, hour);
@@ -71,6 +86,7 @@ CREATE INDEX usage_hourly_hour ON llm_gateway.usage_hourly (hour);
 CREATE TABLE llm_gateway.usage_daily (LIKE llm_gateway.usage_hourly INCLUDING DEFAULTS);
 ALTER TABLE llm_gateway.usage_daily DROP COLUMN hour;
 ALTER TABLE llm_gateway.usage_daily ADD COLUMN day date NOT NULL;
+ALTER TABLE llm_gateway.usage_daily SET (fillfactor = 80);
 ALTER TABLE llm_gateway.usage_daily ADD CONSTRAINT usage_daily_key
     UNIQUE NULLS NOT DISTINCT (day, tenant, agent, channel, provider, model, currency);
 COMMENT ON TABLE llm_gateway.usage_daily IS

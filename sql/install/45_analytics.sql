@@ -13,9 +13,18 @@ RETURNS void
 LANGUAGE C VOLATILE PARALLEL RESTRICTED
 AS 'MODULE_PATHNAME', 'llm_gateway_require_tenant';
 
--- The ledger in the shape of the rollups, for [s, e): whole hours from
--- usage_hourly, the rest (partial hours, and rows not rolled up yet: past
--- the watermark or in its holes) from the ledger itself.  Exact, and as fast for a year as for a day.
+-- The ledger in the shape of the rollups, for [s, e), from the coarsest
+-- source that is exact: for one tenant, its whole local days from
+-- usage_daily; whole hours from usage_hourly; the rest (partial hours, and
+-- rows not rolled up yet: past the watermark or in its holes) from the
+-- ledger itself.  So a month costs about thirty rows per combination of
+-- agent, channel and model, however big the ledger.  Days are used only
+-- when they start on whole hours (not in zones such as Asia/Kolkata) and
+-- after the tenant's time zone last changed (older days were rolled up in
+-- the old zone).  Each query is planned for its values (force_custom_plan):
+-- the tenant's index, only the partitions in range, no branch for what is
+-- empty.  "at" is the start of the row's hour or local day, or the row's
+-- own time.
 CREATE FUNCTION llm_gateway.usage_facts(t_id text, s timestamptz, e timestamptz)
 RETURNS TABLE (at timestamptz, tenant text, agent text, channel text, provider text,
                model text, currency text, requests bigint, successes bigint,
@@ -26,51 +35,100 @@ RETURNS TABLE (at timestamptz, tenant text, agent text, channel text, provider t
                latency_ms_sum numeric, latency_count bigint,
                cached_latency_ms_sum numeric, cached_latency_count bigint,
                latency_hist bigint[])
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 SET jit = off   -- big estimates, small work: compiling would cost seconds
+SET plan_cache_mode = force_custom_plan
 AS $$
-    WITH b AS (
-        SELECT hs, greatest(date_trunc('hour', e), hs) AS he,
-               (SELECT rolled_up_to FROM llm_gateway.rollup_state) AS wm
-          FROM (SELECT CASE WHEN date_trunc('hour', s) = s THEN s
-                            ELSE date_trunc('hour', s) + interval '1 hour' END AS hs) x
-    ), raw AS (
-        SELECT u.* FROM llm_gateway.usage u, b
-         WHERE (t_id IS NULL OR u.tenant = t_id)
-           AND ((u.created_at >= s AND u.created_at < least(b.hs, e))
-                OR (u.created_at >= greatest(b.he, s) AND u.created_at < e))
-        UNION ALL
-        SELECT u.* FROM llm_gateway.usage u, b
-         WHERE u.id > b.wm AND (t_id IS NULL OR u.tenant = t_id)
-           AND u.created_at >= b.hs AND u.created_at < b.he
-        UNION ALL
-        SELECT u.* FROM llm_gateway.usage u, b
-         WHERE u.id IN (SELECT id FROM llm_gateway.rollup_holes) AND u.id <= b.wm
-           AND (t_id IS NULL OR u.tenant = t_id)
-           AND u.created_at >= b.hs AND u.created_at < b.he
-    )
+DECLARE
+    -- whole hours [hs, he) come from the rollups, whole days [ds, de) of
+    -- them from usage_daily
+    hs timestamptz := CASE WHEN date_trunc('hour', s) = s THEN s
+                           ELSE date_trunc('hour', s) + interval '1 hour' END;
+    he timestamptz := greatest(date_trunc('hour', e), hs);
+    ds timestamptz;
+    de timestamptz;
+    tz text;
+    since timestamptz;
+    wm bigint := coalesce((SELECT rolled_up_to FROM llm_gateway.rollup_state), 0);
+    holes bigint[] := ARRAY(SELECT id FROM llm_gateway.rollup_holes);
+BEGIN
+    IF hs >= e THEN   -- not one whole hour: everything from the ledger
+        hs := e;
+        he := e;
+    END IF;
+    ds := he;
+    de := he;
+    IF t_id IS NOT NULL THEN
+        SELECT t.timezone, t.timezone_since INTO tz, since
+          FROM llm_gateway.tenants t WHERE t.tenant = t_id;
+    END IF;
+    IF tz IS NOT NULL THEN
+        -- the first local midnight at or after hs (and a day after the
+        -- zone changed), the last one at or before he
+        ds := date_trunc('day', greatest(hs, since + interval '1 day') AT TIME ZONE tz)
+              AT TIME ZONE tz;
+        IF ds < greatest(hs, since + interval '1 day') THEN
+            ds := (date_trunc('day', greatest(hs, since + interval '1 day') AT TIME ZONE tz)
+                   + interval '1 day') AT TIME ZONE tz;
+        END IF;
+        de := date_trunc('day', he AT TIME ZONE tz) AT TIME ZONE tz;
+        IF ds >= de OR date_trunc('hour', ds) <> ds OR date_trunc('hour', de) <> de THEN
+            ds := he;
+            de := he;
+        END IF;
+    END IF;
+    RETURN QUERY
+    SELECT d.day::timestamp AT TIME ZONE tz, d.tenant, d.agent, d.channel, d.provider,
+           d.model, d.currency,
+           d.requests, d.successes, d.attempts, d.failed_attempts, d.fallbacks,
+           d.cache_hits, d.input_tokens, d.cached_tokens, d.cache_write_tokens,
+           d.reasoning_tokens, d.output_tokens, d.cost_usd, d.cost_local, d.saved_tokens,
+           d.saved_usd, d.saved_local, d.latency_ms_sum, d.latency_count,
+           d.cached_latency_ms_sum, d.cached_latency_count, d.latency_hist
+      FROM llm_gateway.usage_daily d
+     WHERE ds < de AND d.tenant = t_id
+       AND d.day >= (ds AT TIME ZONE tz)::date AND d.day < (de AT TIME ZONE tz)::date
+    UNION ALL
     SELECT h.hour, h.tenant, h.agent, h.channel, h.provider, h.model, h.currency,
            h.requests, h.successes, h.attempts, h.failed_attempts, h.fallbacks,
            h.cache_hits, h.input_tokens, h.cached_tokens, h.cache_write_tokens,
            h.reasoning_tokens, h.output_tokens, h.cost_usd, h.cost_local, h.saved_tokens,
-           h.saved_usd, h.saved_local, h.latency_ms_sum, h.latency_count, h.cached_latency_ms_sum,
-           h.cached_latency_count, h.latency_hist
-      FROM llm_gateway.usage_hourly h, b
-     WHERE (t_id IS NULL OR h.tenant = t_id) AND h.hour >= b.hs AND h.hour < b.he
+           h.saved_usd, h.saved_local, h.latency_ms_sum, h.latency_count,
+           h.cached_latency_ms_sum, h.cached_latency_count, h.latency_hist
+      FROM llm_gateway.usage_hourly h
+     WHERE (t_id IS NULL OR h.tenant = t_id)
+       AND ((h.hour >= hs AND h.hour < ds) OR (h.hour >= de AND h.hour < he))
     UNION ALL
     SELECT r.created_at, r.tenant, r.agent, r.channel, r.provider, r.model, r.currency,
-           (r.attempt = 1)::int, (r.status = 'ok')::int, 1, (r.status <> 'ok')::int,
-           (r.status = 'ok' AND r.was_fallback)::int, r.cached::int,
+           (r.attempt = 1)::int::bigint, (r.status = 'ok')::int::bigint, 1::bigint,
+           (r.status <> 'ok')::int::bigint, (r.status = 'ok' AND r.was_fallback)::int::bigint,
+           r.cached::int::bigint,
            r.input_tokens, r.cached_tokens, r.cache_write_tokens, r.reasoning_tokens,
            r.output_tokens, r.cost_usd, coalesce(r.cost_local, 0), r.saved_tokens,
            r.saved_usd, coalesce(r.saved_usd * r.exchange_rate, 0),
            CASE WHEN r.status = 'ok' THEN coalesce(r.latency_ms, 0) ELSE 0 END,
-           (r.status = 'ok' AND r.latency_ms IS NOT NULL)::int,
+           (r.status = 'ok' AND r.latency_ms IS NOT NULL)::int::bigint,
            CASE WHEN r.status = 'ok' AND r.cached THEN coalesce(r.latency_ms, 0) ELSE 0 END,
-           (r.status = 'ok' AND r.cached AND r.latency_ms IS NOT NULL)::int,
-           CASE WHEN r.status = 'ok' THEN llm_gateway.hist_accum(NULL, r.latency_ms) END
-      FROM raw r
+           (r.status = 'ok' AND r.cached AND r.latency_ms IS NOT NULL)::int::bigint,
+           CASE WHEN r.status = 'ok' THEN llm_gateway.hist_of(r.latency_ms) END
+      FROM (-- the partial hour at the start, the one at the end
+            SELECT u.* FROM llm_gateway.usage u
+             WHERE (t_id IS NULL OR u.tenant = t_id) AND u.created_at >= s AND u.created_at < hs
+            UNION ALL
+            SELECT u.* FROM llm_gateway.usage u
+             WHERE (t_id IS NULL OR u.tenant = t_id) AND u.created_at >= he AND u.created_at < e
+            UNION ALL
+            -- the rolled-up span's rows not rolled up yet
+            SELECT u.* FROM llm_gateway.usage u
+             WHERE u.id > wm AND (t_id IS NULL OR u.tenant = t_id)
+               AND u.created_at >= hs AND u.created_at < he
+            UNION ALL
+            SELECT u.* FROM llm_gateway.usage u
+             WHERE cardinality(holes) > 0 AND u.id = ANY (holes) AND u.id <= wm
+               AND (t_id IS NULL OR u.tenant = t_id)
+               AND u.created_at >= hs AND u.created_at < he) r;
+END
 $$;
 
 -- One breakdown of usage_facts rows (by model, agent, ...): a jsonb object
@@ -82,8 +140,7 @@ CREATE FUNCTION llm_gateway.breakdown_entry(requests numeric, successes numeric,
                                             latency_ms_sum numeric, latency_count numeric,
                                             with_local boolean)
 RETURNS jsonb
-LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
+LANGUAGE sql IMMUTABLE   -- no SET: inlined into its caller's query
 AS $$
     SELECT jsonb_build_object(
         'requests', requests, 'successes', successes, 'attempts', attempts,
@@ -96,8 +153,7 @@ $$;
 -- Percent change from old to new (NULL when there was nothing before).
 CREATE FUNCTION llm_gateway.pct_change(new numeric, old numeric)
 RETURNS numeric
-LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
+LANGUAGE sql IMMUTABLE   -- no SET: inlined into its caller's query
 AS $$
     SELECT round(100 * (new - old) / nullif(old, 0), 2)
 $$;
@@ -158,6 +214,7 @@ RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 SET jit = off   -- big estimates, small work: compiling would cost seconds
+SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
     t_id text := llm_usage_summary.tenant;
@@ -223,11 +280,20 @@ BEGIN
                sum(cached_latency_count) AS cached_count,
                llm_gateway.hist_merge(latency_hist) AS hist
           FROM f
+    ), combos AS (
+        -- one row per agent, channel, provider and model: the breakdowns' input
+        SELECT agent, channel, provider, model, sum(requests) AS requests,
+               sum(successes) AS successes, sum(attempts) AS attempts,
+               sum(failed_attempts) AS failed_attempts, sum(input_tokens) AS input_tokens,
+               sum(output_tokens) AS output_tokens, sum(cost_usd) AS cost_usd,
+               sum(cost_local) AS cost_local, sum(latency_ms_sum) AS latency_ms_sum,
+               sum(latency_count) AS latency_count
+          FROM f GROUP BY 1, 2, 3, 4
     ), dims AS (
-        SELECT 'model' AS dim, model AS k, f.* FROM f
-        UNION ALL SELECT 'agent', coalesce(agent, '(none)'), f.* FROM f
-        UNION ALL SELECT 'channel', coalesce(channel, '(none)'), f.* FROM f
-        UNION ALL SELECT 'provider', coalesce(provider, '(none)'), f.* FROM f
+        SELECT 'model' AS dim, model AS k, c.* FROM combos c
+        UNION ALL SELECT 'agent', coalesce(agent, '(none)'), c.* FROM combos c
+        UNION ALL SELECT 'channel', coalesce(channel, '(none)'), c.* FROM combos c
+        UNION ALL SELECT 'provider', coalesce(provider, '(none)'), c.* FROM combos c
     ), breakdowns AS (
         SELECT dim, jsonb_object_agg(k, llm_gateway.breakdown_entry(
                    requests, successes, attempts, failed_attempts, input_tokens, output_tokens,
@@ -312,8 +378,7 @@ COMMENT ON FUNCTION @extschema@.llm_usage_summary(text, text, timestamptz, times
 -- A CSV field: quoted when it must be.
 CREATE FUNCTION llm_gateway.csv(v text)
 RETURNS text
-LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
+LANGUAGE sql IMMUTABLE   -- no SET: inlined into its caller's query
 AS $$
     SELECT CASE WHEN v IS NULL THEN ''
                 WHEN v ~ '[",\r\n]' THEN '"' || replace(v, '"', '""') || '"'

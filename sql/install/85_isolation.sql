@@ -51,7 +51,8 @@ GRANT SELECT ON llm_gateway.usage_by_tenant, llm_gateway.cost_by_provider,
                 llm_gateway.recent_alerts
     TO PUBLIC;
 GRANT SELECT (tenant, name, plan, active, allowed_models, default_model, rpm, tpm, rpd, tpd,
-              max_concurrency, currency, timezone, cache_scope, metadata, suspended_until,
+              max_concurrency, currency, timezone, timezone_since, cache_scope, metadata,
+              suspended_until,
               suspended_reason, created_at, updated_at)
     ON llm_gateway.tenants TO PUBLIC;
 GRANT SELECT (id, tenant, agent, amount, unit, period, thresholds, threshold_style, at_limit,
@@ -69,7 +70,10 @@ GRANT EXECUTE ON FUNCTION llm_gateway.member_tenants() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION llm_gateway.period_bounds(text, text, timestamptz) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION llm_gateway.require_tenant(text),
                           llm_gateway.usage_facts(text, timestamptz, timestamptz),
-                          llm_gateway.hist_accum(bigint[], numeric),
+                          llm_gateway.hist_of(numeric),
+                          llm_gateway.hist_accum(internal, numeric),
+                          llm_gateway.hist_merge_step(internal, bigint[]),
+                          llm_gateway.hist_final(internal),
                           llm_gateway.hist_add(bigint[], bigint[]),
                           llm_gateway.hist_percentile(bigint[], float8),
                           llm_gateway.latency_hist(numeric),

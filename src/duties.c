@@ -37,10 +37,12 @@
 static const char *const sequence_sql =
 	"SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END"
 	"  FROM llm_gateway.usage_id_seq";
-static const char *const rollup_sql = "SELECT llm_gateway.rollup($1, $2, $3)";
+static const char *const rollup_sql =
+	"SELECT llm_gateway.rollup($1, $2, $3, $4)";
 static const char *const partitions_sql =
 	"SELECT llm_gateway.maintain_partitions($1, $2)::text";
-static const char *const periods_sql = "SELECT llm_gateway.close_periods($1)";
+static const char *const periods_sql =
+	"SELECT llm_gateway.close_periods($1, $2)";
 static const char *const budgeted_sql =
 	"SELECT t.tenant, t.timezone, t.plan FROM llm_gateway.tenants t"
 	" WHERE EXISTS (SELECT 1 FROM llm_gateway.budgets b"
@@ -111,8 +113,8 @@ rollup_bounds(int64 *upto, Datum *pending)
 static void
 duty_rollup(LgMaintenance *m)
 {
-	Oid   types[3] = {INT8OID, INT8ARRAYOID, INT4OID};
-	Datum args[3];
+	Oid   types[4] = {INT8OID, INT8ARRAYOID, INT4OID, BOOLOID};
+	Datum args[4];
 	int64 upto;
 	bool  isnull;
 
@@ -120,8 +122,9 @@ duty_rollup(LgMaintenance *m)
 		return;
 	args[0] = Int64GetDatum(upto);
 	args[2] = Int32GetDatum(ROLLUP_BATCH);
+	args[3] = BoolGetDatum(m->forced); /* the worker waits for no one */
 	m->rolled_up = DatumGetInt64(
-		run_scalar(lg_spi_prepare_once(&rollup_plan, rollup_sql, 3, types),
+		run_scalar(lg_spi_prepare_once(&rollup_plan, rollup_sql, 4, types),
 				   args,
 				   &isnull));
 	if (m->rolled_up >= ROLLUP_BATCH)
@@ -165,12 +168,12 @@ run_partitions(LgMaintenance *m)
 static void
 duty_periods(LgMaintenance *m)
 {
-	Oid   types[1] = {TIMESTAMPTZOID};
-	Datum args[1] = {TimestampTzGetDatum(m->at)};
+	Oid   types[2] = {TIMESTAMPTZOID, BOOLOID};
+	Datum args[2] = {TimestampTzGetDatum(m->at), BoolGetDatum(m->forced)};
 	bool  isnull;
 
 	m->periods_closed = DatumGetInt32(
-		run_scalar(lg_spi_prepare_once(&periods_plan, periods_sql, 1, types),
+		run_scalar(lg_spi_prepare_once(&periods_plan, periods_sql, 2, types),
 				   args,
 				   &isnull));
 }

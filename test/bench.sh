@@ -3,12 +3,15 @@
 # throwaway cluster and the loopback mock upstream.  Writes
 # bench/results.md; prints it.  No assertion: the numbers are for reading.
 #
-# BENCH_SECONDS (default 10) is the length of each measurement.
+# BENCH_SECONDS (default 10) is the length of each measurement;
+# BENCH_LEDGER_ROWS (default "100000 1000000 10000000") the ledger sizes of
+# the analytics part ("none" skips it; test/bench_analytics.sh).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 LG_ROOT=$PWD
 . test/lib.sh
+. test/bench_analytics.sh
 SECONDS_EACH=${BENCH_SECONDS:-10}
 
 bash test/deps.sh
@@ -20,7 +23,8 @@ MOCK_PID=
 trap lg_cluster_stop EXIT
 lg_cluster_start bench "llm_gateway.master_key = 'bench-master-key'
 max_connections = 50
-shared_buffers = 256MB"
+shared_buffers = 256MB
+max_wal_size = 4GB"
 lg_start_mock "$WORK"
 
 "${PSQL[@]}" -q <<SQL
@@ -100,4 +104,9 @@ Ratios from this run:
   8 clients $(ratio "$mhit8_tps" "$hit8_tps") of the throughput without them; cache miss
   at 1 client $(diff_ms "$mmiss1_lat" "$miss1_lat") ms more per call.
 MD
+if [ "$ANALYTICS_ROWS" != none ]; then
+    # the worker's own passes would share the rollup work being timed
+    "${PSQL[@]}" -qc "ALTER SYSTEM SET llm_gateway.worker_interval = '1h'" -c "SELECT pg_reload_conf()" >/dev/null
+    bench_analytics bench/results.md
+fi
 cat bench/results.md

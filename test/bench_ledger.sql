@@ -9,8 +9,9 @@ SELECT llm_gateway.maintain_partitions(now() - make_interval(months => m), 0)
 
 -- n ledger rows evenly spread over [since, until), for tenant "tenant" or,
 -- when it is NULL, over "tenants" tenants bench_0 .. bench_<tenants - 1>:
--- five agents, two channels, three models on two providers, one attempt in
--- fifty failing, one call in ten a cache hit.
+-- each with five agents, two channels and three models on two providers
+-- (30 combinations), one attempt in fifty failing, one call in ten a cache
+-- hit.
 CREATE FUNCTION bench_ledger(n bigint, tenants int, since timestamptz, until timestamptz,
                              tenant text DEFAULT NULL)
 RETURNS bigint LANGUAGE sql AS $$
@@ -21,12 +22,12 @@ RETURNS bigint LANGUAGE sql AS $$
             cached, saved_tokens, saved_usd, currency, exchange_rate, rate_source,
             cost_local, finish_reason)
     SELECT since + (until - since) * (i::float8 / n), gen_random_uuid(), 1,
-           coalesce(tenant, 'bench_' || (i % tenants)), 'agent_' || (i % 5),
-           CASE WHEN i % 3 = 0 THEN 'web' ELSE 'whatsapp' END,
+           coalesce(tenant, 'bench_' || (i % tenants)), 'agent_' || (i / 7 % 5),
+           CASE WHEN i / 11 % 3 = 0 THEN 'web' ELSE 'whatsapp' END,
            (ARRAY['openai/gpt-4o-mini', 'openai/gpt-4o',
-                  'anthropic/claude-sonnet-4-20250514'])[1 + i % 3],
-           (ARRAY['openai', 'openai', 'anthropic'])[1 + i % 3],
-           (ARRAY['gpt-4o-mini', 'gpt-4o', 'claude-sonnet-4-20250514'])[1 + i % 3],
+                  'anthropic/claude-sonnet-4-20250514'])[1 + i / 13 % 3],
+           (ARRAY['openai', 'openai', 'anthropic'])[1 + i / 13 % 3],
+           (ARRAY['gpt-4o-mini', 'gpt-4o', 'claude-sonnet-4-20250514'])[1 + i / 13 % 3],
            CASE WHEN i % 50 = 7 THEN 'error' ELSE 'ok' END,
            CASE WHEN i % 10 = 3 THEN 0 ELSE 100 + i % 900 END,
            CASE WHEN i % 10 = 3 OR i % 50 = 7 THEN 0 ELSE 20 + i % 300 END,

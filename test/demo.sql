@@ -117,3 +117,28 @@ SELECT provider, status, circuit, requests_1m, errors_1m FROM llm_providers_stat
 SELECT tenant, model, count(*) AS calls, sum(input_tokens + output_tokens) AS tokens,
        sum(cost_usd) AS cost_usd
   FROM llm_gateway.usage GROUP BY 1, 2 ORDER BY 1, 2;
+
+\echo
+\echo '-- 12. Analytics: the worker rolls the ledger up (llm_maintenance() does it now); a dashboard asks'
+SELECT llm_maintenance() IS NOT NULL AS pass_done;
+SELECT rolled_up_to, rows_rolled_up, passes FROM llm_gateway.rollup_state;
+WITH s AS (SELECT llm_usage_summary('acme', 'today') AS s)
+SELECT s -> 'totals' ->> 'requests' AS requests, s -> 'totals' ->> 'success_rate' AS success_rate,
+       s -> 'totals' ->> 'tokens' AS tokens, s -> 'totals' ->> 'cost_usd' AS cost_usd,
+       s -> 'totals' ->> 'p95_latency_ms' AS p95_ms, s -> 'totals' ->> 'fallbacks' AS fallbacks,
+       s -> 'cache' ->> 'hit_rate' AS cache_hit_rate,
+       s -> 'budget' ->> 'percent' AS budget_percent, s -> 'budget' ->> 'projection' AS projection
+  FROM s;
+SELECT llm_usage_summary('acme', 'today') -> 'budget' AS budget;
+SELECT k AS model, v ->> 'requests' AS requests, v ->> 'successes' AS answered,
+       v ->> 'cost_usd' AS cost_usd, v ->> 'avg_latency_ms' AS avg_ms
+  FROM jsonb_each(llm_usage_summary('acme', 'today') -> 'by_model') AS e(k, v) ORDER BY k;
+SELECT day, tenant, requests, tokens, cost_usd, cache_hits FROM llm_gateway.usage_by_tenant ORDER BY tenant;
+\echo '-- the same for billing, as CSV (first lines):'
+\set QUIET on
+\pset format unaligned
+\pset tuples_only on
+SELECT l FROM llm_usage_export('acme', now() - interval '1 day', now() + interval '1 minute') l LIMIT 3;
+\pset tuples_only off
+\pset format aligned
+\set QUIET off

@@ -153,8 +153,11 @@ SELECT pg_catalog.pg_extension_config_dump('llm_gateway.budget_periods', '');
 -- lg_spend_pending_ids), which become holes.  Every row is counted exactly
 -- once, whenever it commits: a row's id is drawn before its call and the
 -- row is either written or in the queue (or never written, once it leaves
--- the queue unwritten).  Returns the rows read.
-CREATE FUNCTION llm_gateway.rollup(upto bigint, pending bigint[], max_rows integer)
+-- the queue unwritten).  One pass at a time: with wait false (the worker)
+-- a pass already at work is not waited for, and this one reads nothing.
+-- Returns the rows read.
+CREATE FUNCTION llm_gateway.rollup(upto bigint, pending bigint[], max_rows integer,
+                                   wait boolean DEFAULT true)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -173,7 +176,16 @@ BEGIN
     END IF;
     -- the one row (made by the first pass, so that a restore brings its own)
     INSERT INTO llm_gateway.rollup_state DEFAULT VALUES ON CONFLICT DO NOTHING;
-    SELECT * INTO st FROM llm_gateway.rollup_state FOR UPDATE;   -- one pass at a time
+    IF wait THEN
+        SELECT * INTO st FROM llm_gateway.rollup_state FOR UPDATE;
+    ELSE
+        -- another pass at work (an llm_maintenance() whose transaction is
+        -- still open, say) rolls up; this one does not wait for it
+        SELECT * INTO st FROM llm_gateway.rollup_state FOR UPDATE SKIP LOCKED;
+        IF NOT FOUND THEN
+            RETURN 0;
+        END IF;
+    END IF;
     IF upto <= st.rolled_up_to AND NOT EXISTS (SELECT 1 FROM llm_gateway.rollup_holes) THEN
         RETURN 0;
     END IF;
@@ -381,8 +393,8 @@ $$;
 -- Close every budget period that ended by "at": one budget_periods row per
 -- budget, tenant and period, however many boundaries passed since the last
 -- pass (a server down for months catches up).  Expired suspensions are
--- cleared.  Returns the periods closed.
-CREATE FUNCTION llm_gateway.close_periods(at timestamptz)
+-- cleared.  wait: as in rollup().  Returns the periods closed.
+CREATE FUNCTION llm_gateway.close_periods(at timestamptz, wait boolean DEFAULT true)
 RETURNS integer
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -391,6 +403,13 @@ AS $$
 DECLARE
     n integer;
 BEGIN
+    -- one pass at a time; the worker (wait false) does not wait for another
+    -- (its inserts would)
+    IF wait THEN
+        PERFORM pg_advisory_xact_lock(hashtext('llm_gateway'), hashtext('close_periods'));
+    ELSIF NOT pg_try_advisory_xact_lock(hashtext('llm_gateway'), hashtext('close_periods')) THEN
+        RETURN 0;
+    END IF;
     WITH applied AS (
         -- every budget and the tenants it applies to (a plan's: each of its
         -- tenants without a budget of their own in that unit and period)

@@ -88,10 +88,22 @@ wait_for(q{SELECT string_agg(threshold::text, ' ' ORDER BY threshold) FROM llm_g
             WHERE tenant = 'acme'}, '0.8 0.9 1',
 	'and the thresholds that row crossed fire too');
 
+# A pass holds nothing a call needs: with llm_maintenance()'s transaction
+# left open (rollup, periods, sweep done), calls go through.
+my $pass = $node->background_psql('postgres');
+$pass->query_safe('BEGIN');
+$pass->query_safe('SELECT llm_maintenance()');
+is($node->safe_psql('postgres', q{
+	SET statement_timeout = '5s';
+	SELECT llm_chat('acme', 'openai/gpt-4o-mini', 'during a pass', '{"agent": "a3"}')}),
+	'mock answer: during a pass', 'a call completes while a pass is open');
+$pass->query_safe('COMMIT');
+$pass->quit;
+
 # The summary sees what the worker rolled up, and the rows since.
 is($node->safe_psql('postgres', q{
 	SELECT (s -> 'totals' ->> 'requests') || ' ' || (s -> 'by_agent' -> 'a3' ->> 'requests')
-	  FROM llm_usage_summary('acme', 'today') s}), '7 1',
+	  FROM llm_usage_summary('acme', 'today') s}), '8 2',
 	'the summary counts every call of the day, per agent too');
 
 # Cache rows expire without a call.

@@ -16,6 +16,7 @@ OBJS = \
 	src/request.o \
 	src/spi_util.o \
 	src/catalog.o \
+	src/catalog_cache.o \
 	src/plan.o \
 	src/provider.o \
 	src/provider_openai.o \
@@ -92,7 +93,7 @@ $(EXTENSION)--$(EXTVERSION).sql: $(INSTALL_PARTS) $(EXTENSION).control
 
 # pg_regress and the TAP suite separately, so the harness can count both even
 # when the first one fails.
-.PHONY: regress-installcheck tap-installcheck test demo bench deps format format-check
+.PHONY: regress-installcheck tap-installcheck test demo bench bench-peers deps format format-check
 regress-installcheck:
 	$(pg_regress_installcheck) $(REGRESS_OPTS) $(REGRESS)
 
@@ -108,6 +109,10 @@ demo:
 
 bench:
 	bash test/bench.sh
+
+# make bench, then the Portkey gateway (from npm) against the same upstream.
+bench-peers:
+	BENCH_PEERS=1 bash test/bench.sh
 
 deps:
 	bash test/deps.sh

@@ -177,6 +177,8 @@ extern void lg_define_account_settings(void);
 /* ---- account_catalog.c ---- */
 extern void
 lg_limits_load(LgLimits *lim, const LgLimitsSource *src, MemoryContext cxt);
+extern bool lg_limits_ready(const LgLimits *lim);
+extern void lg_limits_make_ready(const LgLimits *lim);
 
 /* ---- account.c ---- */
 extern LgAdmitResult lg_account_admit(LgAccount       *acct,

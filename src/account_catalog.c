@@ -337,6 +337,23 @@ lg_limits_load(LgLimits *lim, const LgLimitsSource *src, MemoryContext cxt)
 		add_rate_quota(lim, agent, qs[j]);
 	}
 	lim->nbudgets = k;
-	for (int i = 0; i < k; i++)
-		make_ready(src->tenant, &lim->budgets[i]);
+	lg_limits_make_ready(lim);
+}
+
+/* Are the counters of every budget in place for its current period? */
+bool
+lg_limits_ready(const LgLimits *lim)
+{
+	for (int i = 0; i < lim->nbudgets; i++)
+		if (!lg_budget_ready(lim->tenant, &lim->budgets[i]))
+			return false;
+	return true;
+}
+
+/* Put them in place, from the ledger where needed (connected to SPI). */
+void
+lg_limits_make_ready(const LgLimits *lim)
+{
+	for (int i = 0; i < lim->nbudgets; i++)
+		make_ready(lim->tenant, &lim->budgets[i]);
 }

@@ -16,7 +16,7 @@
  * Nothing here takes a row lock: plain snapshot reads, so concurrent calls
  * for one tenant never wait on each other (DESIGN principle 3).
  */
-#include "account.h"
+#include "catalog_cache.h"
 #include "spi_util.h"
 
 #include "catalog/namespace.h"
@@ -181,22 +181,19 @@ timestamp_col(int col)
 	return isnull ? 0 : DatumGetTimestampTz(d);
 }
 
-/*
- * The tenant's row, once the caller is known to act for it: fills tenant
- * and the source of its limits.  The row stays in SPI_tuptable.
- */
+/* The tenant's row for the call, into row (in cxt); ERROR if none. */
 static void
-fetch_tenant(const char     *tenant_id,
-			 const char     *agent,
-			 LgTenant       *tenant,
-			 LgLimitsSource *src,
-			 MemoryContext   cxt)
+read_tenant_row(const char   *tenant_id,
+				const char   *agent,
+				LgTenantRow  *row,
+				MemoryContext cxt)
 {
-	Oid           caller = tenant->caller;
-	Oid           argtypes[2] = {TEXTOID, TEXTOID};
-	Datum         args[2];
-	char         *scope;
-	MemoryContext old;
+	Oid             argtypes[2] = {TEXTOID, TEXTOID};
+	Datum           args[2];
+	LgTenant       *tenant = &row->tenant;
+	LgLimitsSource *src = &row->src;
+	char           *scope;
+	MemoryContext   old;
 
 	args[0] = CStringGetTextDatum(tenant_id);
 	args[1] = CStringGetTextDatum(agent ? agent : "");
@@ -208,16 +205,14 @@ fetch_tenant(const char     *tenant_id,
 				 errmsg("tenant \"%s\" does not exist", tenant_id),
 				 errhint("An administrator creates tenants with "
 						 "llm_tenant_set().")));
-	if (!tenant->caller_admin &&
-		!lg_role_is_member(caller, lg_spi_text_list(0, TC_MEMBERS, cxt)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for tenant \"%s\"", tenant_id),
-				 errdetail("Role \"%s\" is not a member of the tenant.",
-						   GetUserNameFromId(caller, false)),
-				 errhint("An administrator can add it with "
-						 "llm_tenant_set('%s', '{\"members\": [...]}').",
-						 tenant_id)));
+	row->active = lg_spi_bool(0, TC_ACTIVE);
+	row->default_model = lg_spi_text(0, TC_DEFAULT_MODEL, cxt);
+	row->allowed = lg_spi_text_list(0, TC_ALLOWED_MODELS, cxt);
+	row->members = lg_spi_text_list(0, TC_MEMBERS, cxt);
+	row->agent_known = lg_spi_bool(0, TC_AGENT_KNOWN);
+	row->agent_active = row->agent_known && lg_spi_bool(0, TC_AGENT_ACTIVE);
+	row->agent_model = lg_spi_text(0, TC_AGENT_MODEL, cxt);
+
 	tenant->tenant = MemoryContextStrdup(cxt, tenant_id);
 	tenant->currency = lg_spi_text(0, TC_CURRENCY, cxt);
 	tenant->timezone = lg_spi_text(0, TC_TIMEZONE, cxt);
@@ -238,7 +233,7 @@ fetch_tenant(const char     *tenant_id,
 
 	memset(src, 0, sizeof(*src));
 	src->tenant = tenant->tenant;
-	src->agent = agent;
+	src->agent = agent ? MemoryContextStrdup(cxt, agent) : NULL;
 	src->timezone = tenant->timezone;
 	src->plan = lg_spi_text(0, TC_PLAN, cxt);
 	quota_config(&src->tenant_quota, TC_RPM);
@@ -249,15 +244,29 @@ fetch_tenant(const char     *tenant_id,
 	src->lifted_at = timestamp_col(TC_LIFTED_AT);
 }
 
-/* May the tenant (and the call's agent) call now?  Which model? */
-static List *
-check_call(LgRequest *req, const LgTenant *tenant, MemoryContext cxt)
+/* May the caller act for the tenant? */
+static void
+check_member(const LgTenantRow *row, Oid caller, bool caller_admin)
 {
-	List *allowed = lg_spi_text_list(0, TC_ALLOWED_MODELS, cxt);
-	char *default_model = lg_spi_text(0, TC_DEFAULT_MODEL, cxt);
-	char *preferred = lg_spi_text(0, TC_AGENT_MODEL, cxt);
+	if (caller_admin || lg_role_is_member(caller, row->members))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied for tenant \"%s\"", row->tenant.tenant),
+			 errdetail("Role \"%s\" is not a member of the tenant.",
+					   GetUserNameFromId(caller, false)),
+			 errhint("An administrator can add it with "
+					 "llm_tenant_set('%s', '{\"members\": [...]}').",
+					 row->tenant.tenant)));
+}
 
-	if (!lg_spi_bool(0, TC_ACTIVE))
+/* May the tenant (and the call's agent) call now?  Which model? */
+static void
+check_call(LgRequest *req, const LgTenantRow *row)
+{
+	const LgTenant *tenant = &row->tenant;
+
+	if (!row->active)
 		ereport(ERROR,
 				(errcode(ERRCODE_LG_TENANT_INACTIVE),
 				 errmsg("tenant \"%s\" is not active", req->tenant),
@@ -269,7 +278,7 @@ check_call(LgRequest *req, const LgTenant *tenant, MemoryContext cxt)
 						   tenant->suspended_until,
 						   tenant->suspended_reason ? tenant->suspended_reason
 													: "it was suspended");
-	if (lg_spi_bool(0, TC_AGENT_KNOWN) && !lg_spi_bool(0, TC_AGENT_ACTIVE))
+	if (row->agent_known && !row->agent_active)
 		ereport(ERROR,
 				(errcode(ERRCODE_LG_AGENT_INACTIVE),
 				 errmsg("agent \"%s\" of tenant \"%s\" is not active",
@@ -280,7 +289,7 @@ check_call(LgRequest *req, const LgTenant *tenant, MemoryContext cxt)
 						 req->tenant,
 						 req->opt.agent)));
 	if (req->model == NULL)
-		req->model = preferred ? preferred : default_model;
+		req->model = row->agent_model ? row->agent_model : row->default_model;
 	if (req->model == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_LG_MODEL_NOT_FOUND),
@@ -291,7 +300,7 @@ check_call(LgRequest *req, const LgTenant *tenant, MemoryContext cxt)
 						 "llm_tenant_set('%s', '{\"default_model\": "
 						 "\"...\"}').",
 						 req->tenant)));
-	if (!lg_model_allowed(allowed, req->model))
+	if (!lg_model_allowed(row->allowed, req->model))
 		ereport(ERROR,
 				(errcode(ERRCODE_LG_MODEL_NOT_ALLOWED),
 				 errmsg("model \"%s\" is not allowed for tenant \"%s\"",
@@ -299,14 +308,11 @@ check_call(LgRequest *req, const LgTenant *tenant, MemoryContext cxt)
 						req->tenant),
 				 errhint("The tenant's allowed_models setting (or its "
 						 "plan's) lists the models it may use.")));
-	return allowed;
 }
 
 static void
-catalog_enter(LgOwnerScope *scope, LgTenant *tenant)
+catalog_enter(LgOwnerScope *scope)
 {
-	tenant->caller = GetUserId();
-	tenant->caller_admin = lg_caller_is_admin();
 	lg_owner_scope_enter(scope);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -320,9 +326,75 @@ catalog_exit(LgOwnerScope *scope)
 }
 
 /*
+ * Resolve a call from the tables, checking as it goes; the result lives in
+ * a memory context of its own, which the catalog cache keeps if it may.
+ */
+static LgResolution *
+resolve_anew(LgRequest *req, Oid caller, bool caller_admin)
+{
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
+											  "llm_gateway resolution",
+											  ALLOCSET_SMALL_SIZES);
+	uint64        generation = lg_catalog_generation(); /* before reading */
+	LgResolution *res = MemoryContextAllocZero(cxt, sizeof(LgResolution));
+	char         *requested = req->model;
+	LgOwnerScope  scope;
+
+	catalog_enter(&scope);
+	read_tenant_row(req->tenant, req->opt.agent, &res->row, cxt);
+	check_member(&res->row, caller, caller_admin);
+	check_call(req, &res->row);
+	res->model = MemoryContextStrdup(cxt, req->model);
+	req->model = res->model;
+	lg_plan_load(&res->plan, req, res->row.allowed, cxt);
+	lg_limits_load(&res->limits, &res->row.src, cxt);
+	catalog_exit(&scope);
+	lg_catalog_cache_put(req->tenant,
+						 req->opt.agent,
+						 requested,
+						 generation,
+						 res,
+						 cxt);
+	return res;
+}
+
+/* Counters of the period in place for every limit (rebuilt if missing). */
+static void
+limits_ready(const LgLimits *limits)
+{
+	LgOwnerScope scope;
+
+	if (lg_limits_ready(limits))
+		return;
+	catalog_enter(&scope);
+	lg_limits_make_ready(limits);
+	catalog_exit(&scope);
+}
+
+/* The call's own copies of what the resolution says (it may change them). */
+static void
+copy_out(const LgResolution *res,
+		 LgTenant           *tenant,
+		 LgPlan             *plan,
+		 LgLimits           *limits)
+{
+	*tenant = res->row.tenant;
+	*plan = res->plan;
+	plan->cands = palloc(sizeof(LgDeployment) * Max(plan->ncands, 1));
+	memcpy(plan->cands, res->plan.cands, sizeof(LgDeployment) * plan->ncands);
+	*limits = res->limits;
+	limits->budgets = palloc(sizeof(LgBudget) * Max(limits->nbudgets, 1));
+	memcpy(limits->budgets,
+		   res->limits.budgets,
+		   sizeof(LgBudget) * limits->nbudgets);
+}
+
+/*
  * Resolve the tenant (checking the caller may act for it), the plan of the
- * call (the deployments it may go to) and the limits it is accountable to.
- * Results are allocated in the caller's memory context.
+ * call (the deployments it may go to) and the limits it is accountable to:
+ * from the catalog cache when it has them, else from the tables.  The
+ * checks run on every call either way.  Results are allocated in the
+ * caller's memory context.
  */
 void
 lg_catalog_resolve(LgRequest *req,
@@ -330,17 +402,22 @@ lg_catalog_resolve(LgRequest *req,
 				   LgPlan    *plan,
 				   LgLimits  *limits)
 {
-	MemoryContext  cxt = CurrentMemoryContext;
-	LgOwnerScope   scope;
-	LgLimitsSource src;
-	List          *allowed;
+	Oid           caller = GetUserId();
+	bool          caller_admin = lg_caller_is_admin();
+	LgResolution *res =
+		lg_catalog_cache_get(req->tenant, req->opt.agent, req->model);
 
-	catalog_enter(&scope, tenant);
-	fetch_tenant(req->tenant, req->opt.agent, tenant, &src, cxt);
-	allowed = check_call(req, tenant, cxt);
-	lg_plan_load(plan, req, allowed, cxt);
-	lg_limits_load(limits, &src, cxt);
-	catalog_exit(&scope);
+	if (res == NULL)
+		res = resolve_anew(req, caller, caller_admin);
+	else
+	{
+		check_member(&res->row, caller, caller_admin);
+		check_call(req, &res->row);
+		limits_ready(&res->limits);
+	}
+	copy_out(res, tenant, plan, limits);
+	tenant->caller = caller;
+	tenant->caller_admin = caller_admin;
 }
 
 /* The plan for another model (a budget's downgrade model). */
@@ -350,11 +427,10 @@ lg_catalog_replan(LgPlan *plan, const LgRequest *req, const char *model)
 	MemoryContext cxt = CurrentMemoryContext;
 	LgRequest     other = *req;
 	LgOwnerScope  scope;
-	LgTenant      dummy;
 
 	other.model = (char *) model;
 	memset(plan, 0, sizeof(*plan));
-	catalog_enter(&scope, &dummy);
+	catalog_enter(&scope);
 	lg_plan_load(plan, &other, NIL, cxt);
 	catalog_exit(&scope);
 }
@@ -365,13 +441,19 @@ lg_catalog_tenant_limits(const char *tenant_id,
 						 LgTenant   *tenant,
 						 LgLimits   *limits)
 {
-	MemoryContext  cxt = CurrentMemoryContext;
-	LgOwnerScope   scope;
-	LgLimitsSource src;
+	MemoryContext cxt = CurrentMemoryContext;
+	Oid           caller = GetUserId(); /* before acting as the owner */
+	bool          caller_admin = lg_caller_is_admin();
+	LgOwnerScope  scope;
+	LgTenantRow   row;
 
-	catalog_enter(&scope, tenant);
-	fetch_tenant(tenant_id, NULL, tenant, &src, cxt);
-	src.all_agents = true;
-	lg_limits_load(limits, &src, cxt);
+	catalog_enter(&scope);
+	read_tenant_row(tenant_id, NULL, &row, cxt);
+	check_member(&row, caller, caller_admin);
+	row.src.all_agents = true;
+	lg_limits_load(limits, &row.src, cxt);
 	catalog_exit(&scope);
+	*tenant = row.tenant;
+	tenant->caller = caller;
+	tenant->caller_admin = caller_admin;
 }

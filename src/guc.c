@@ -10,6 +10,7 @@
  *     want a shorter wait, and they only ever affect that caller's own calls.
  */
 #include "account.h"
+#include "catalog_cache.h"
 
 bool  lg_enabled = true;
 char *lg_master_key = NULL;
@@ -168,6 +169,23 @@ lg_define_settings(void)
 		10,
 		3600000,
 		PGC_SIGHUP,
+		GUC_UNIT_MS,
+		NULL,
+		NULL,
+		NULL);
+
+	DefineCustomIntVariable(
+		"llm_gateway.catalog_cache_ttl",
+		"Longest time a backend reuses what the catalog said about a "
+		"tenant, agent and model.",
+		"Configuration changes reach every backend at their commit; "
+		"this bounds the few that no trigger sees.  0 reads the catalog "
+		"on every call.",
+		&lg_catalog_cache_ttl_ms,
+		10000,
+		0,
+		3600000,
+		PGC_SUSET,
 		GUC_UNIT_MS,
 		NULL,
 		NULL,

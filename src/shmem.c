@@ -93,6 +93,7 @@ startup_shmem(void)
 			&(GetNamedLWLockTranche("llm_gateway"))[2].lock;
 		lg_shared->next_event_generation = 1;
 		pg_atomic_init_u32(&lg_shared->wake_pending, 0);
+		pg_atomic_init_u64(&lg_shared->config_generation, 1);
 		lg_shared->nslots = lg_spend_queue_size;
 		lg_shared->nfree = lg_spend_queue_size;
 		lg_shared->free_head = 0;

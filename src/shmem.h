@@ -198,6 +198,7 @@ typedef struct LgShared
 	Latch           *worker_latch;
 	int              worker_pid;
 	pg_atomic_uint32 wake_pending;
+	pg_atomic_uint64 config_generation; /* bumped by configuration commits */
 	Oid              flusher_db[LG_MAX_FLUSHERS];
 	int              nslots;
 	int              nfree;

@@ -1,112 +1,168 @@
 #!/usr/bin/env bash
-# make bench: measure llm_gateway against its floors, in one run, on a
-# throwaway cluster and the loopback mock upstream.  Writes
-# bench/results.md; prints it.  No assertion: the numbers are for reading.
+# make bench: llm_gateway beside its floors, in one run, on a throwaway
+# cluster and a fast static upstream (nginx on loopback).  Writes
+# bench/results.md, bench/results.png and bench/results.dat; prints the
+# Markdown.  No assertion: the numbers are for reading.
 #
-# BENCH_SECONDS (default 10) is the length of each measurement;
-# BENCH_LEDGER_ROWS (default "100000 1000000 10000000") the ledger sizes of
-# the analytics part ("none" skips it; test/bench_analytics.sh).
+#   BENCH_SECONDS      length of each load (default 10)
+#   BENCH_LEDGER_ROWS  ledger sizes of the analytics part (default
+#                      "100000 1000000 10000000"; "none" skips it)
+#   BENCH_RSS_CALLS    calls of the memory measurement (default 100000)
+#
+# make bench-peers runs this too, then the Portkey gateway against the same
+# upstream (test/bench_peers.sh).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 LG_ROOT=$PWD
 . test/lib.sh
+. test/bench_lib.sh
 . test/bench_analytics.sh
 SECONDS_EACH=${BENCH_SECONDS:-10}
+RSS_CALLS=${BENCH_RSS_CALLS:-100000}
+OUT=bench/results.md
 
 bash test/deps.sh
+bash test/deps.sh nginx-light wrk gnuplot-nox curl
 lg_setup_users
-echo "== build and install (optimised, no assertions)"
+echo "== build and install"
 lg_build_install "-Wall -Wextra -Werror"
 
-MOCK_PID=
-trap lg_cluster_stop EXIT
+bench_cleanup() {
+    bench_upstream_stop
+    lg_cluster_stop
+}
+trap bench_cleanup EXIT
 lg_cluster_start bench "llm_gateway.master_key = 'bench-master-key'
-max_connections = 50
-shared_buffers = 256MB
-max_wal_size = 4GB"
-lg_start_mock "$WORK"
+max_connections = 60
+shared_buffers = 512MB
+max_wal_size = 4GB
+llm_gateway.spend_queue_size = 4096"
+bench_upstream_start "$WORK" || { echo "make bench: nginx did not start" >&2; exit 1; }
+UPSTREAM="http://127.0.0.1:$UP_PORT/v1/chat/completions"
 
 "${PSQL[@]}" -q <<SQL
 CREATE EXTENSION llm_gateway;
 SELECT llm_provider_set('openai', 'openai',
-         '{"base_url": "http://127.0.0.1:$MOCK_PORT/v1", "api_key": "sk-mock-0123456789abcdef"}');
+         '{"base_url": "http://127.0.0.1:$UP_PORT/v1", "api_key": "sk-bench-0123456789"}');
 SELECT llm_tenant_set('bench', '{"members": ["public"]}');
--- the same, accountable: a budget, rate limits and a daily quota, never reached
-SELECT llm_tenant_set('metered', '{"members": ["public"], "rpm": 100000000, "tpm": 2000000000,
-                                   "tpd": 1000000000000, "max_concurrency": 1000}');
-SELECT llm_budget_set('metered', 1000000, 'usd', 'monthly');
+-- accountable tenants: a budget, rate limits and a daily quota, never reached
+SELECT llm_tenant_set(t, '{"members": ["public"], "rpm": 100000000, "tpm": 2000000000,
+                           "tpd": 1000000000000, "max_concurrency": 1000}')
+  FROM (SELECT 'metered' UNION ALL SELECT 'metered_' || i FROM generate_series(0, 15) i) t(t);
+SELECT llm_budget_set(tenant, 1000000, 'usd', 'monthly')
+  FROM llm_gateway.tenants WHERE tenant LIKE 'metered%';
 CREATE TABLE bench_insert (id bigserial PRIMARY KEY, at timestamptz DEFAULT now(), payload text);
 SELECT llm_chat('bench', 'openai/gpt-4o-mini', 'the cached prompt');
-SELECT llm_chat('metered', 'openai/gpt-4o-mini', 'the cached prompt', '{"max_tokens": 50}');
 SQL
 
-# pgbench NAME CLIENTS SCRIPT -> "tps latency_ms"
-pgb() {
-    local name=$1 clients=$2 script=$3 out
-    printf '%s\n' "$script" > "$WORK/$name.sql"
-    [ "$(id -u)" -eq 0 ] && chown "$TEST_USER" "$WORK/$name.sql"
-    out=$("${RUN_AS[@]}" "$PG_BINDIR/pgbench" -n -h "$WORK" -p "$PORT" -U postgres \
-          -c "$clients" -j "$clients" -T "$SECONDS_EACH" -f "$WORK/$name.sql" postgres 2>&1)
-    printf '%.0f %s\n' "$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p')" \
-        "$(echo "$out" | sed -n 's/^latency average = \([0-9.]*\) ms/\1/p')"
+HIT="SELECT llm_chat('bench', 'openai/gpt-4o-mini', 'the cached prompt');"
+MISS="\\set r random(1, 1000000000)
+SELECT llm_chat('bench', 'openai/gpt-4o-mini', 'miss ' || :r, '{\"cache\": \"bypass\"}');"
+ONE_TENANT="\\set r random(1, 1000000000)
+SELECT llm_chat('metered', 'openai/gpt-4o-mini', 'miss ' || :r, '{\"cache\": \"bypass\", \"max_tokens\": 50}');"
+SIXTEEN="\\set r random(1, 1000000000)
+SELECT llm_chat('metered_' || (:client_id % 16), 'openai/gpt-4o-mini', 'miss ' || :r, '{\"cache\": \"bypass\", \"max_tokens\": 50}');"
+
+declare -A R
+measure() { # KEY: the rest is the command; stores "calls/s p50 p99 mean"
+    local key=$1
+    shift
+    R[$key]=$("$@")
+    printf '   %-14s %s\n' "$key" "${R[$key]}"
 }
-
 echo "== measuring (${SECONDS_EACH}s each)"
-read -r sel1_tps sel1_lat <<<"$(pgb select1 1 'SELECT 1;')"
-read -r sel8_tps sel8_lat <<<"$(pgb select8 8 'SELECT 1;')"
-read -r ins8_tps ins8_lat <<<"$(pgb insert8 8 "INSERT INTO bench_insert (payload) VALUES ('x');")"
-read -r hit1_tps hit1_lat <<<"$(pgb hit1 1 "SELECT llm_chat('bench', 'openai/gpt-4o-mini', 'the cached prompt');")"
-read -r hit8_tps hit8_lat <<<"$(pgb hit8 8 "SELECT llm_chat('bench', 'openai/gpt-4o-mini', 'the cached prompt');")"
-MISS='\set r random(1, 1000000000)
-SELECT llm_chat('"'"'bench'"'"', '"'"'openai/gpt-4o-mini'"'"', '"'"'miss '"'"' || :r, '"'"'{"cache": "bypass"}'"'"');'
-read -r miss1_tps miss1_lat <<<"$(pgb miss1 1 "$MISS")"
-read -r mhit8_tps mhit8_lat <<<"$(pgb mhit8 8 "SELECT llm_chat('metered', 'openai/gpt-4o-mini', 'the cached prompt', '{\"max_tokens\": 50}');")"
-MMISS='\set r random(1, 1000000000)
-SELECT llm_chat('"'"'metered'"'"', '"'"'openai/gpt-4o-mini'"'"', '"'"'miss '"'"' || :r, '"'"'{"cache": "bypass", "max_tokens": 50}'"'"');'
-read -r mmiss1_tps mmiss1_lat <<<"$(pgb mmiss1 1 "$MMISS")"
-read -r http_rps http_mean http_median <<<"$(python3 test/bench_http.py "http://127.0.0.1:$MOCK_PORT/v1" sk-mock-0123456789abcdef "$SECONDS_EACH")"
+measure sel1 pgb sel1 1 'SELECT 1;'
+measure sel16 pgb sel16 16 'SELECT 1;'
+measure up1 wrkb 1 "$UPSTREAM"
+measure up16 wrkb 16 "$UPSTREAM"
+measure ins1 pgb ins1 1 "INSERT INTO bench_insert (payload) VALUES ('x');"
+measure ins16 pgb ins16 16 "INSERT INTO bench_insert (payload) VALUES ('x');"
+measure miss1 pgb miss1 1 "$MISS"
+measure miss16 pgb miss16 16 "$MISS"
+measure hit1 pgb hit1 1 "$HIT"
+measure hit16 pgb hit16 16 "$HIT"
+measure one16 pgb one16 16 "$ONE_TENANT"
+measure six16 pgb six16 16 "$SIXTEEN"
 
+echo "== backend memory over $RSS_CALLS calls in one session"
+read -r RSS_BEFORE RSS_AFTER RSS_SECONDS <<<"$(bench_rss "$RSS_CALLS")"
+echo "   RssAnon $RSS_BEFORE kB -> $RSS_AFTER kB"
+
+# ---- the report ----
+f() { echo "$1" | awk "{print \$$2}"; }            # field N of a result
 ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
-diff_ms() { python3 -c "print(f'{$1 - $2:.3f}')"; }
+minus() { python3 -c "print(f'{$1 - $2:.3f}')"; }
 cores=$(nproc)
 cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
+row() { # LABEL CLIENTS KEY
+    echo "| $1 | $2 | $(f "${R[$3]}" 1) | $(f "${R[$3]}" 2) | $(f "${R[$3]}" 3) | $(f "${R[$3]}" 4) |"
+}
+added_p50=$(minus "$(f "${R[miss1]}" 2)" "$(python3 -c "print($(f "${R[sel1]}" 2) + $(f "${R[up1]}" 2))")")
+floor16=$(python3 -c "print(f'{1 / (1 / $(f "${R[up16]}" 1) + 1 / $(f "${R[ins16]}" 1)):.0f}')")
 mkdir -p bench
-cat > bench/results.md <<MD
+cat > "$OUT" <<MD
 # make bench — results
 
 $(date -u '+%Y-%m-%d %H:%M UTC'), $cores cores ($cpu), PostgreSQL $("$PG_BINDIR/postgres" --version | awk '{print $3}'),
-llm_gateway $(sed -n "s/^default_version = '\(.*\)'/\1/p" llm_gateway.control), ${SECONDS_EACH} s per measurement,
-upstream: the Python mock provider on loopback (test/mock). Reproduce with \`make bench\`.
+llm_gateway $(sed -n "s/^default_version = '\(.*\)'/\1/p" llm_gateway.control), ${SECONDS_EACH} s per load, loopback only.
+Upstream: nginx serving a fixed OpenAI chat completion, kept alive. Loads:
+pgbench (latencies from its per-transaction log) and wrk. Reproduce with \`make bench\`.
 
-| measurement | clients | calls/s | mean latency (ms) |
-|---|---|---|---|
-| \`SELECT 1\` (floor) | 1 | $sel1_tps | $sel1_lat |
-| \`SELECT 1\` (floor) | 8 | $sel8_tps | $sel8_lat |
-| one logged \`INSERT\` per transaction (floor) | 8 | $ins8_tps | $ins8_lat |
-| \`llm_chat\`, cache hit | 1 | $hit1_tps | $hit1_lat |
-| \`llm_chat\`, cache hit | 8 | $hit8_tps | $hit8_lat |
-| \`llm_chat\`, cache miss (upstream call) | 1 | $miss1_tps | $miss1_lat |
-| \`llm_chat\`, cache hit, tenant with a budget and rate limits | 8 | $mhit8_tps | $mhit8_lat |
-| \`llm_chat\`, cache miss, tenant with a budget and rate limits | 1 | $mmiss1_tps | $mmiss1_lat |
-| direct HTTP to the upstream, kept alive (floor) | 1 | $http_rps | $http_mean (median $http_median) |
+| measurement | clients | calls/s | p50 (ms) | p99 (ms) | mean (ms) |
+|---|---|---|---|---|---|
+$(row '`SELECT 1` (floor)' 1 sel1)
+$(row '`SELECT 1` (floor)' 16 sel16)
+$(row 'upstream directly, wrk (floor)' 1 up1)
+$(row 'upstream directly, wrk (floor)' 16 up16)
+$(row 'one logged `INSERT` per transaction (floor)' 1 ins1)
+$(row 'one logged `INSERT` per transaction (floor)' 16 ins16)
+$(row '`llm_chat`, cache miss (upstream call)' 1 miss1)
+$(row '`llm_chat`, cache miss (upstream call)' 16 miss16)
+$(row '`llm_chat`, cache hit' 1 hit1)
+$(row '`llm_chat`, cache hit' 16 hit16)
+$(row 'cache miss, one metered tenant (budget, rate limits)' 16 one16)
+$(row 'cache miss, sixteen metered tenants' 16 six16)
+
+Backend memory (RssAnon: private, without shared buffers) of one session
+over $RSS_CALLS calls (every tenth a cache miss): $RSS_BEFORE kB after the
+first 1,000 calls, $RSS_AFTER kB after all of them
+($(( RSS_AFTER - RSS_BEFORE )) kB growth, ${RSS_SECONDS} s).
 
 Ratios from this run:
 
-- cache hit vs \`SELECT 1\`, 8 clients: $(ratio "$hit8_tps" "$sel8_tps") of the throughput;
-  vs one logged INSERT, 8 clients: $(ratio "$hit8_tps" "$ins8_tps").
-- cache hit latency at 1 client: $(diff_ms "$hit1_lat" "$sel1_lat") ms over \`SELECT 1\`.
-- cache miss at 1 client: $(diff_ms "$miss1_lat" "$http_mean") ms over a direct HTTP request
-  to the same upstream ($(ratio "$miss1_lat" "$http_mean")× its latency), which is the
-  gateway's overhead per call: SQL, tenant and route lookup, the spend slot, the
-  ledger insert and commit, and JSON handling.
-- budgets and rate limits (admission, settlement, the budget lookup): cache hit at
-  8 clients $(ratio "$mhit8_tps" "$hit8_tps") of the throughput without them; cache miss
-  at 1 client $(diff_ms "$mmiss1_lat" "$miss1_lat") ms more per call.
+- cache miss, 1 client: p50 added over \`SELECT 1\` + a direct upstream
+  request: **$added_p50 ms**.
+- cache miss, 16 clients: $(f "${R[miss16]}" 1) calls/s; the floor of one upstream
+  request plus one logged INSERT per call (their throughputs combined as
+  1 / (1/a + 1/b)) is $floor16/s: $(ratio "$(f "${R[miss16]}" 1)" "$floor16") of it.
+- cache hit, 16 clients: $(ratio "$(f "${R[hit16]}" 1)" "$(f "${R[ins16]}" 1)") of the one-logged-INSERT floor.
+- one tenant vs sixteen tenants at 16 clients: $(ratio "$(f "${R[one16]}" 1)" "$(f "${R[six16]}" 1)").
 MD
+
+# the chart's data: label and calls/s at 16 clients
+{
+    echo "\"SELECT 1\" $(f "${R[sel16]}" 1)"
+    echo "\"upstream (wrk)\" $(f "${R[up16]}" 1)"
+    echo "\"logged INSERT\" $(f "${R[ins16]}" 1)"
+    echo "\"cache hit\" $(f "${R[hit16]}" 1)"
+    echo "\"cache miss\" $(f "${R[miss16]}" 1)"
+    echo "\"1 tenant\" $(f "${R[one16]}" 1)"
+    echo "\"16 tenants\" $(f "${R[six16]}" 1)"
+} > bench/results.dat
+
+if [ "${BENCH_PEERS:-0}" = 1 ]; then
+    . test/bench_peers.sh
+    bench_peers "$OUT" bench/results.dat
+fi
 if [ "$ANALYTICS_ROWS" != none ]; then
     # the worker's own passes would share the rollup work being timed
     "${PSQL[@]}" -qc "ALTER SYSTEM SET llm_gateway.worker_interval = '1h'" -c "SELECT pg_reload_conf()" >/dev/null
-    bench_analytics bench/results.md
+    bench_analytics "$OUT"
 fi
-cat bench/results.md
+bench_chart bench/results.dat bench/results.png "$(date -u '+%Y-%m-%d'), $cores cores ($cpu)"
+cat >> "$OUT" <<MD
+
+![calls/s at 16 clients](results.png)
+MD
+cat "$OUT"

@@ -4,8 +4,10 @@
 # reports what is missing.
 set -euo pipefail
 
+# Arguments replace the list (make bench adds nginx-light, wrk, gnuplot-nox).
 packages=(postgresql-15 postgresql-server-dev-15 libcurl4-openssl-dev libssl-dev
           libipc-run-perl python3 make gcc)
+[ $# -gt 0 ] && packages=("$@")
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \

@@ -1,0 +1,27 @@
+-- llm_gateway install script, part 75_catalog_cache.sql (see 00_schema.sql)
+
+---------------------------------------------------------------------------
+-- Backends keep what the catalog says about a tenant, agent and model
+-- (catalog_cache.c).  A change to any table that answer is read from tells
+-- every backend when it commits.
+---------------------------------------------------------------------------
+
+CREATE FUNCTION llm_gateway.config_changed()
+RETURNS trigger
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'llm_gateway_config_changed';
+COMMENT ON FUNCTION llm_gateway.config_changed() IS
+    'Statement trigger of the configuration tables: backends reload their catalog cache after the commit';
+
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['providers', 'models', 'routes', 'plans', 'tenants',
+                             'tenant_members', 'agents', 'budgets', 'exchange_rates'] LOOP
+        EXECUTE format('CREATE TRIGGER config_changed'
+                       ' AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON llm_gateway.%I'
+                       ' FOR EACH STATEMENT EXECUTE FUNCTION llm_gateway.config_changed()', t);
+    END LOOP;
+END
+$$;

@@ -64,6 +64,44 @@ RESET llm_gateway.transactional_ledger_rows;
 SELECT (llm_maintenance() -> 'spend' ->> 'pending')::int AS pending;
 SELECT written_by, count(*) FROM llm_gateway.usage WHERE agent = 'batch' GROUP BY 1 ORDER BY 1;
 
+-- The default (transactional_ledger_rows = 0): the worker writes every row,
+-- in batches, a moment after the call; the caller's transaction writes
+-- nothing, so a ROLLBACK changes nothing either.
+SET llm_gateway.transactional_ledger_rows = 0;
+BEGIN;
+SELECT llm_complete('acme', :'m4', '[{"role": "user", "content": "by the worker"}]',
+                    '{"agent": "default-mode"}') ->> 'usage_id' AS usage_id \gset
+SELECT count(*) AS rows_visible_inside FROM llm_gateway.usage WHERE id = :usage_id;
+SELECT pg_current_xact_id_if_assigned() IS NULL AS no_xid;
+COMMIT;
+SELECT count(*) FROM (SELECT llm_chat('acme', :'m4', 'worker ' || i, '{"agent": "default-mode"}')
+                        FROM generate_series(1, 4) i) s;
+BEGIN;
+SELECT llm_chat('acme', :'m4', 'rolled back', '{"agent": "default-mode"}');
+ROLLBACK;
+RESET llm_gateway.transactional_ledger_rows;
+SELECT (llm_maintenance() -> 'spend' ->> 'pending')::int AS pending;
+SELECT written_by, status, count(*) FROM llm_gateway.usage WHERE agent = 'default-mode'
+ GROUP BY 1, 2 ORDER BY 1;
+SELECT count(*) AS usage_id_is_the_row FROM llm_gateway.usage
+ WHERE id = :usage_id AND agent = 'default-mode';
+
+-- A row the ledger refuses holds back no other: it stays queued (and is
+-- logged), the others are written.
+ALTER TABLE llm_gateway.usage ADD CONSTRAINT refuse_agent CHECK (agent <> 'poison') NOT VALID;
+SET llm_gateway.transactional_ledger_rows = 0;
+SELECT llm_chat('acme', :'m4', 'refused', '{"agent": "poison"}'),
+       llm_chat('acme', :'m4', 'written', '{"agent": "antidote"}');
+RESET llm_gateway.transactional_ledger_rows;
+SELECT llm_maintenance() IS NOT NULL AS pass_done;
+SELECT agent, count(*) FROM llm_gateway.usage WHERE agent IN ('poison', 'antidote')
+ GROUP BY 1 ORDER BY 1;
+ALTER TABLE llm_gateway.usage DROP CONSTRAINT refuse_agent;
+SELECT pg_sleep(1.2);   -- its first retry waits a second
+SELECT llm_maintenance() IS NOT NULL AS pass_done;
+SELECT agent, count(*) FROM llm_gateway.usage WHERE agent IN ('poison', 'antidote')
+ GROUP BY 1 ORDER BY 1;
+
 -- No request id appears twice for one attempt, anywhere in the ledger.
 SELECT count(*) AS duplicates FROM (
     SELECT request_id, attempt FROM llm_gateway.usage GROUP BY 1, 2 HAVING count(*) > 1) d;

@@ -23,7 +23,7 @@ char *lg_ca_bundle = NULL;
 char *lg_database = NULL;
 int   lg_worker_interval_ms = 1000;
 int   lg_spend_queue_size = 1024;
-int   lg_transactional_ledger_rows = 64;
+int   lg_transactional_ledger_rows = 0;
 int   lg_max_retries = 2;
 int   lg_retry_backoff_ms = 250;
 int   lg_retry_after_max_ms = 10000;
@@ -211,10 +211,12 @@ lg_define_settings(void)
 		"llm_gateway.transactional_ledger_rows",
 		"Calls per transaction whose ledger row is also written in the "
 		"caller's transaction.",
-		"Later calls of the same transaction are written by the worker "
-		"alone, so a large batch never holds the queue.",
+		"0: the worker writes every row, in batches, a moment after the "
+		"call (the fastest).  Above 0 the caller can read its rows at "
+		"once, at the cost of an insert and a WAL flush per call; later "
+		"calls of the same transaction are written by the worker.",
 		&lg_transactional_ledger_rows,
-		64,
+		0,
 		0,
 		1000000,
 		PGC_USERSET,

@@ -5,8 +5,9 @@
  * waits on another session (DESIGN principle 3).  Each row keeps the raw
  * token components next to the cost, so a price correction can be replayed.
  *
- * Two writers use this: the caller, in its own transaction, and the worker
- * (or llm_maintenance) for rows the caller's transaction did not commit.
+ * Two writers use this: the caller, in its own transaction, one row at a
+ * time, and the worker (or llm_maintenance) for the rows no caller's
+ * transaction committed, a batch per statement.
  * The row id is drawn before the call, so "ON CONFLICT DO NOTHING" makes a
  * second write of the same row a no-op.  Rows are written as the owner of
  * schema llm_gateway: callers cannot write the ledger directly.
@@ -14,6 +15,8 @@
 #include "spi_util.h"
 
 #include "catalog/pg_type.h"
+#include "utils/array.h"
+#include "utils/lsyscache.h"
 
 #define NPARAMS 39
 
@@ -45,7 +48,36 @@ static const Oid param_types[NPARAMS] =
 	 TEXTOID, BOOLOID,        BOOLOID,   TEXTOID, INT8OID, INT8OID, TEXTOID,
 	 TEXTOID, TEXTOID,        BOOLOID,   TEXTOID};
 
+/*
+ * Many rows in one statement (the worker's flush): the same parameters, as
+ * arrays of one element per row.
+ */
+static const char *const insert_many_sql =
+	"INSERT INTO llm_gateway.usage"
+	" (id, created_at, request_id, attempt, tenant, agent, channel, "
+	"session_id,"
+	"  conversation_id, model, provider, upstream_model, status, http_status,"
+	"  error_code, error, input_tokens, cached_tokens, cache_write_tokens,"
+	"  reasoning_tokens, output_tokens, usage_estimated, cost_usd, latency_ms,"
+	"  finish_reason, provider_request_id, metadata, written_by,"
+	"  requested_model, cached, was_fallback, fallback_reason, saved_tokens, "
+	"saved_usd, currency, exchange_rate, rate_source, cost_local,"
+	"  over_budget, downgraded_from)"
+	" SELECT c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, "
+	"c15, c16, c17, c18, c19, c20, c21, c22, c23::numeric / 1000000000000,"
+	"  round(c24::numeric, 3), c25, c26, c27::jsonb, c28, c29, c30, c31, "
+	"c32, c33, c34::numeric / 1000000000000, c35, c36::numeric, c37,"
+	"  round(c23::numeric / 1000000000000 * c36::numeric, 12), c38, c39"
+	"  FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
+	"$14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, "
+	"$28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39)"
+	"       AS r(c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, "
+	"c15, c16, c17, c18, c19, c20, c21, c22, c23, c24, c25, c26, c27, c28, "
+	"c29, c30, c31, c32, c33, c34, c35, c36, c37, c38, c39)"
+	" ON CONFLICT DO NOTHING";
+
 static SPIPlanPtr insert_plan = NULL;
+static SPIPlanPtr insert_many_plan = NULL;
 
 void
 lg_uuid_generate(pg_uuid_t *uuid)
@@ -135,4 +167,67 @@ lg_ledger_insert(const LgSpendEntry *entry, bool by_caller)
 			 SPI_result_code_string(rc));
 	SPI_finish();
 	lg_owner_scope_exit(&scope);
+}
+
+/* One array parameter per column: element i is entry i's value. */
+static void
+column_arrays(const LgSpendEntry *entries, int n, Datum *arrays, Oid *types)
+{
+	Datum *values = palloc(sizeof(Datum) * NPARAMS * n);
+	char  *nulls = palloc(NPARAMS * n);
+	Datum *col = palloc(sizeof(Datum) * n);
+	bool  *colnull = palloc(sizeof(bool) * n);
+	int    dims[1] = {n};
+	int    lbs[1] = {1};
+
+	for (int r = 0; r < n; r++)
+		fill_params(&entries[r],
+					false,
+					&values[r * NPARAMS],
+					&nulls[r * NPARAMS]);
+	for (int c = 0; c < NPARAMS; c++)
+	{
+		int16 typlen;
+		bool  byval;
+		char  align;
+
+		for (int r = 0; r < n; r++)
+		{
+			col[r] = values[r * NPARAMS + c];
+			colnull[r] = nulls[r * NPARAMS + c] == 'n';
+		}
+		get_typlenbyvalalign(param_types[c], &typlen, &byval, &align);
+		arrays[c] = PointerGetDatum(construct_md_array(col,
+													   colnull,
+													   1,
+													   dims,
+													   lbs,
+													   param_types[c],
+													   typlen,
+													   byval,
+													   align));
+		types[c] = get_array_type(param_types[c]);
+	}
+}
+
+/*
+ * Insert the rows of n entries written by the worker, in one statement
+ * (the caller has connected to SPI as the schema owner).
+ */
+void
+lg_ledger_insert_many(const LgSpendEntry *entries, int n)
+{
+	Datum arrays[NPARAMS];
+	Oid   types[NPARAMS];
+	int   rc;
+
+	if (n == 0)
+		return;
+	column_arrays(entries, n, arrays, types);
+	lg_spi_prepare_once(&insert_many_plan, insert_many_sql, NPARAMS, types);
+	rc = SPI_execute_plan(insert_many_plan, arrays, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR,
+			 "could not write the usage ledger: %s",
+			 SPI_result_code_string(rc));
 }

@@ -421,6 +421,7 @@ typedef struct LgSpendReport
 	int settled;   /* entries whose caller's transaction committed its row */
 	int discarded; /* entries of a database without the extension */
 	int pending;   /* entries still waiting (callers' transactions open) */
+	int failed;    /* rows the ledger refused, back in the queue */
 } LgSpendReport;
 
 extern void lg_spend_begin(LgSpendHandle      *h,
@@ -443,6 +444,7 @@ extern bool lg_spend_pending_ids(int64 **ids, int *nids);
 extern bool lg_spend_pending_for(const char *tenant);
 
 extern void lg_ledger_insert(const LgSpendEntry *entry, bool by_caller);
+extern void lg_ledger_insert_many(const LgSpendEntry *entries, int n);
 
 /* ---- routing (router.c) ---- */
 typedef struct LgSkip

@@ -86,13 +86,14 @@ lg_maintenance_jsonb(const LgMaintenance *m)
 					 m->duration_ms);
 	appendStringInfo(&b,
 					 "\"spend\": {\"written\": %d, \"settled\": %d, "
-					 "\"pending\": %d, "
+					 "\"pending\": %d, \"failed\": %d, "
 					 "\"discarded\": %d, \"more\": %s}, \"events_written\": "
 					 "%d, "
 					 "\"cache_evicted\": " INT64_FORMAT ", ",
 					 m->spend.written,
 					 m->spend.settled,
 					 m->spend.pending,
+					 m->spend.failed,
 					 m->spend.discarded,
 					 m->more ? "true" : "false",
 					 m->events_written,

@@ -59,6 +59,8 @@ typedef struct LgSpendSlot
 	int           owner_pid;
 	TransactionId xid; /* the caller's (sub)transaction */
 	int           claimer_pid;
+	int           write_failures; /* inserts of its row that failed */
+	TimestampTz   retry_at;       /* no writer claims it before */
 	LgSpendEntry  entry;
 } LgSpendSlot;
 

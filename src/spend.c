@@ -465,8 +465,13 @@ lg_spend_begin(LgSpendHandle      *h,
 	fill_in_flight(e, call, dep);
 	e->created_at = GetCurrentTimestamp();
 	e->usage_id = 0; /* drawn below, once the slot is ours */
-	xid = GetCurrentTransactionId();
 	h->caller_writes = caller_should_write();
+	/*
+	 * Only a row the caller inserts needs its transaction's fate (read from
+	 * the commit log): otherwise the call's transaction stays without an
+	 * xid, and its commit writes nothing.
+	 */
+	xid = h->caller_writes ? GetCurrentTransactionId() : InvalidTransactionId;
 
 	h->slot = slot_alloc_waiting(); /* returns with the lock held */
 	s = &lg_shared->slots[h->slot];
@@ -479,6 +484,8 @@ lg_spend_begin(LgSpendHandle      *h,
 	s->owner_pid = MyProcPid;
 	s->xid = xid;
 	s->claimer_pid = 0;
+	s->write_failures = 0;
+	s->retry_at = 0;
 	memcpy(&s->entry, e, sizeof(LgSpendEntry));
 	LWLockRelease(lg_shared->lock);
 

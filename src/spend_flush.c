@@ -9,6 +9,8 @@
 #include "spend_internal.h"
 
 #include "access/transam.h"
+#include "access/xact.h"
+#include "utils/resowner.h"
 #include "storage/procarray.h"
 #include "utils/wait_event.h"
 
@@ -23,6 +25,7 @@ typedef struct Candidate
 	bool          inserted;
 	bool          decided;
 	bool          committed;
+	int           owner_pid;
 } Candidate;
 
 /* Claim a slot for this backend and copy its entry out.  Lock held. */
@@ -45,9 +48,10 @@ claim(int i, LgSpendEntry *out)
 static int
 claim_batch(LgSpendEntry *entries, int max_rows, LgSpendReport *report)
 {
-	Candidate *cand = palloc(sizeof(Candidate) * lg_shared->nslots);
-	int        ncand = 0;
-	int        n = 0;
+	Candidate  *cand = palloc(sizeof(Candidate) * lg_shared->nslots);
+	int         ncand = 0;
+	int         n = 0;
+	TimestampTz now = GetCurrentTimestamp();
 
 	LWLockAcquire(lg_shared->lock, LW_EXCLUSIVE);
 	for (int i = 0; i < lg_shared->nslots && n < max_rows; i++)
@@ -56,7 +60,7 @@ claim_batch(LgSpendEntry *entries, int max_rows, LgSpendReport *report)
 
 		if (s->dboid != MyDatabaseId)
 			continue;
-		if (s->state == LG_SLOT_READY)
+		if (s->state == LG_SLOT_READY && s->retry_at <= now)
 			claim(i, &entries[n++]);
 		else if (s->state == LG_SLOT_HELD)
 			cand[ncand++] = (Candidate){i,
@@ -64,14 +68,22 @@ claim_batch(LgSpendEntry *entries, int max_rows, LgSpendReport *report)
 										s->xid,
 										s->inserted,
 										false,
-										false};
+										false,
+										s->owner_pid};
 	}
 	LWLockRelease(lg_shared->lock);
 
 	/* the commit log, outside the lock */
 	for (int c = 0; c < ncand; c++)
 	{
-		if (TransactionIdIsInProgress(cand[c].xid))
+		/*
+		 * Without an xid (the worker writes the row), a held slot is a call
+		 * in flight while its owner lives: a backend that ends hands its
+		 * slots over in its exit callback.
+		 */
+		if (TransactionIdIsValid(cand[c].xid)
+				? TransactionIdIsInProgress(cand[c].xid)
+				: BackendPidGetProc(cand[c].owner_pid) != NULL)
 			continue;
 		cand[c].decided = true;
 		cand[c].committed =
@@ -100,23 +112,118 @@ claim_batch(LgSpendEntry *entries, int max_rows, LgSpendReport *report)
 	return n;
 }
 
+static void
+insert_rows(const LgSpendEntry *entries, int n)
+{
+	LgOwnerScope scope;
+
+	lg_owner_scope_enter(&scope);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	lg_ledger_insert_many(entries, n);
+	SPI_finish();
+	lg_owner_scope_exit(&scope);
+}
+
 /*
- * Write what must be written, in the current transaction: the lg_spend_claimed slots
- * are freed when it commits and handed back when it aborts.  Returns true
- * when max_rows were lg_spend_claimed (there may be more).
+ * Insert rows in a subtransaction: true if they are in, false (the error
+ * logged when asked) if the insert failed and was rolled back.
+ */
+static bool
+insert_guarded(const LgSpendEntry *entries, int n, bool log_failure)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool ok = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		insert_rows(entries, n);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData *error;
+
+		MemoryContextSwitchTo(cxt);
+		error = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		if (log_failure)
+			ereport(LOG,
+					(errmsg("llm_gateway could not write ledger "
+							"row " INT64_FORMAT " of tenant \"%s\": %s",
+							entries[0].usage_id,
+							entries[0].tenant,
+							error->message),
+					 errhint("The row stays in the spend queue and is tried "
+							 "again, less and less often; other rows are "
+							 "written meanwhile.")));
+		FreeErrorData(error);
+		ok = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return ok;
+}
+
+/*
+ * A claimed row that could not be written goes back to the queue, to be
+ * tried again after a wait that doubles with each failure (up to a minute).
+ */
+static void
+give_back(const SlotRef *ref)
+{
+	LgSpendSlot *s;
+
+	LWLockAcquire(lg_shared->lock, LW_EXCLUSIVE);
+	s = lg_spend_slot_if_current(ref);
+	if (s && s->state == LG_SLOT_CLAIMED && s->claimer_pid == MyProcPid)
+	{
+		int64 wait_ms = (int64) 1000 << Min(s->write_failures, 6);
+
+		s->write_failures++;
+		s->retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												  Min(wait_ms, 60000));
+		s->state = LG_SLOT_READY;
+		s->claimer_pid = 0;
+	}
+	LWLockRelease(lg_shared->lock);
+}
+
+/*
+ * Write what must be written, in the current transaction: the claimed slots
+ * are freed when it commits and handed back when it aborts.  One statement
+ * for the whole batch; if it fails, row by row, so that a row the ledger
+ * refuses holds back no other.  Returns true when max_rows were claimed
+ * (there may be more).
  */
 bool
 lg_spend_flush(LgSpendReport *report, int max_rows)
 {
 	LgSpendEntry *entries;
+	int           first = lg_spend_claimed.n;
 	int           n;
+	int           failed = 0;
 
 	lg_spend_init_backend();
 	entries = palloc(sizeof(LgSpendEntry) * max_rows);
 	n = claim_batch(entries, max_rows, report);
-	for (int i = 0; i < n; i++)
-		lg_ledger_insert(&entries[i], false);
-	report->written += n;
+	/* entries[i] is the slot of lg_spend_claimed.refs[first + i] */
+	if (n > 0 && !insert_guarded(entries, n, false))
+	{
+		for (int i = 0; i < n; i++)
+			if (!insert_guarded(&entries[i], 1, true))
+			{
+				give_back(&lg_spend_claimed.refs[first + i]);
+				failed++;
+			}
+	}
+	report->written += n - failed;
+	report->failed += failed;
 	pfree(entries);
 	return n == max_rows;
 }
@@ -231,7 +338,8 @@ lg_spend_other_databases(Oid *dboids, int max)
  * sequence.  A caller reads the sequence first, then asks this, then reads
  * the ledger with a new snapshot: every id up to the sequence's that is not
  * in *ids is either visible then or never written (a slot is freed only
- * after its row's transaction is visible as committed).
+ * after its row's transaction is visible as committed).  The rows this
+ * backend's own transaction wrote are not pending for it.
  */
 bool
 lg_spend_pending_ids(int64 **ids, int *nids)
@@ -246,6 +354,9 @@ lg_spend_pending_ids(int64 **ids, int *nids)
 		const LgSpendSlot *s = &lg_shared->slots[i];
 
 		if (s->state == LG_SLOT_FREE || s->dboid != MyDatabaseId)
+			continue;
+		/* written by this transaction: visible to it, and commits with it */
+		if (s->state == LG_SLOT_CLAIMED && s->claimer_pid == MyProcPid)
 			continue;
 		if (s->entry.usage_id == 0)
 			drawing = true;

@@ -54,6 +54,9 @@ lc_messages = 'C'
 # the feature tests turn these back on where they test them
 llm_gateway.max_retries = 0
 llm_gateway.cache = off
+# the feature tests read a call's ledger row right after it; spend.sql and
+# the TAP suite test the default (0: the worker writes every row)
+llm_gateway.transactional_ledger_rows = 64
 CONF
 [ "$(id -u)" -eq 0 ] && chown -R "$TEST_USER" "$WORK/test/tmp"
 

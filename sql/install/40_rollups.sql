@@ -199,11 +199,12 @@ BEGIN
     WITH raw AS MATERIALIZED (
         SELECT u.*, coalesce(t.timezone, 'UTC') AS tz
           FROM (SELECT * FROM llm_gateway.usage
-                 WHERE id > st.rolled_up_to AND id <= hi AND id <> ALL (pending)
+                 WHERE id > st.rolled_up_to AND id <= hi
+                   AND id NOT IN (SELECT unnest(pending))   -- a hashed subplan
                 UNION ALL
                 SELECT * FROM llm_gateway.usage
                  WHERE id IN (SELECT h.id FROM llm_gateway.rollup_holes h
-                               WHERE h.id <> ALL (pending))) u
+                               WHERE h.id NOT IN (SELECT unnest(pending)))) u
           LEFT JOIN llm_gateway.tenants t ON t.tenant = u.tenant
     ), facts AS MATERIALIZED (
         SELECT date_trunc('hour', created_at) AS hour,

@@ -45,10 +45,15 @@ is($node->safe_psql('postgres',
 $node->safe_psql('postgres', 'BEGIN; ' . call_sql('rollback') . ' ROLLBACK;');
 wait_rows('rollback', '1 ok/worker', 'a rolled-back call leaves exactly one row, written by the worker');
 
-# A committed call: one row, by the caller, none by the worker.
+# A committed call: one row, by the worker (the default), or by the caller
+# when the caller writes its rows.
 $node->safe_psql('postgres', call_sql('commit'));
+wait_rows('commit', '1 ok/worker', 'a committed call leaves exactly one row, written by the worker');
+$node->safe_psql('postgres',
+	'SET llm_gateway.transactional_ledger_rows = 64; ' . call_sql('commit-caller'));
 $node->safe_psql('postgres', 'SELECT llm_maintenance()');
-is(rows_for('commit'), '1 ok/caller', 'a committed call leaves exactly one row, its own');
+is(rows_for('commit-caller'), '1 ok/caller',
+	'with transactional_ledger_rows, exactly one row, the caller\'s own');
 
 # A slow call (the mock answers after 60 s), in flight in a background session.
 sub start_slow_call
@@ -102,7 +107,27 @@ ok($node->poll_query_until('postgres',
 wait_rows('while-worker-down', '1 ok/worker',
 	'and the new worker writes what waited while it was down');
 
-# 8 concurrent sessions, committed and rolled-back calls mixed.
+# 8 concurrent sessions, committed and rolled-back calls mixed: once with
+# the worker writing every row, once with callers writing theirs.
+$node->pgbench(
+	'--no-vacuum --client=8 --jobs=2 --transactions=25',
+	0,
+	[qr{processed: 200/200}],
+	[qr{^$}],
+	'200 calls from 8 concurrent sessions, the worker writing',
+	{
+		'011_worker_commit@3' => q{SELECT llm_chat('acme', 'openai/gpt-4o-mini', 'bench', '{"agent": "worker-commit"}');},
+		'012_worker_rollback@1' => q{BEGIN;
+SELECT llm_chat('acme', 'openai/gpt-4o-mini', 'bench', '{"agent": "worker-rollback"}');
+ROLLBACK;},
+	});
+$node->safe_psql('postgres', 'SELECT llm_maintenance()');
+is($node->safe_psql('postgres', q{
+	SELECT count(*) || ' ' || count(DISTINCT request_id) || ' ' || bool_and(written_by = 'worker')::text
+	  FROM llm_gateway.usage WHERE agent LIKE 'worker-%'}),
+	'200 200 true', 'every call has one row, none two, all the worker\'s');
+
+$node->safe_psql('postgres', 'ALTER DATABASE postgres SET llm_gateway.transactional_ledger_rows = 64');
 $node->pgbench(
 	'--no-vacuum --client=8 --jobs=2 --transactions=25',
 	0,
@@ -126,6 +151,7 @@ is($node->safe_psql('postgres',
 	"SELECT bool_and(written_by = CASE agent WHEN 'bench-commit' THEN 'caller' ELSE 'worker' END)
 	   FROM llm_gateway.usage WHERE agent LIKE 'bench-%'"),
 	't', 'committed rows are the callers\', rolled-back ones the worker\'s');
+$node->safe_psql('postgres', 'ALTER DATABASE postgres RESET llm_gateway.transactional_ledger_rows');
 
 # A fast shutdown while a transaction holds an answered call: the backend
 # aborts, and the worker, shutting down too, writes the row before it exits.

@@ -33,8 +33,10 @@ is($node->safe_psql('postgres', q{
 	SELECT count(*) FROM llm_gateway.usage_default}), '0',
 	'rows land in the monthly partitions, not the default one');
 
-# A call whose transaction stays open while later ones commit.
+# A call whose transaction stays open while later ones commit (its row
+# written by the caller, so it is in the spend queue until then).
 my $bg = $node->background_psql('postgres');
+$bg->query_safe('SET llm_gateway.transactional_ledger_rows = 64');
 $bg->query_safe('BEGIN');
 $bg->query_safe(call(1));
 my $open_id = $node->safe_psql('postgres', q{

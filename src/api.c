@@ -206,9 +206,16 @@ admit(LgCall *call, LgPlan *plan, LgLimits *limits, LgAccount *acct)
 	call->account = acct;
 }
 
-/* From the cache, or through the router: the answer, or an error. */
+/*
+ * From the cache, or through the router: the answer, or an error.  The
+ * result jsonb is built only when asked for (llm_chat returns text).
+ */
 static Jsonb *
-answer(LgCall *call, LgPlan *plan, instr_time start, const LgAttempt **final)
+answer(LgCall           *call,
+	   LgPlan           *plan,
+	   instr_time        start,
+	   bool              want_result,
+	   const LgAttempt **final)
 {
 	LgRouteResult route;
 	LgCacheKey    key;
@@ -221,6 +228,8 @@ answer(LgCall *call, LgPlan *plan, instr_time start, const LgAttempt **final)
 		lg_account_cache_hit(call->account);
 		lg_account_finish(call->account);
 		*final = answer_from_cache(call, &hit, ms_since(start));
+		if (!want_result)
+			return NULL;
 		return lg_result_build(call,
 							   *final,
 							   1,
@@ -237,6 +246,8 @@ answer(LgCall *call, LgPlan *plan, instr_time start, const LgAttempt **final)
 	if (use_cache)
 		lg_cache_store(&key, route.final);
 	*final = route.final;
+	if (!want_result)
+		return NULL;
 	return lg_result_build(call,
 						   route.attempts,
 						   route.nattempts,
@@ -251,6 +262,7 @@ complete(text             *tenant_arg,
 		 text             *model_arg,
 		 Jsonb            *messages,
 		 Jsonb            *options,
+		 bool              want_result,
 		 const LgAttempt **final)
 {
 	LgRequest *req = palloc(sizeof(LgRequest));
@@ -280,7 +292,7 @@ complete(text             *tenant_arg,
 
 	PG_TRY();
 	{
-		result = answer(&call, plan, start, final);
+		result = answer(&call, plan, start, want_result, final);
 	}
 	PG_CATCH();
 	{
@@ -304,6 +316,7 @@ llm_complete(PG_FUNCTION_ARGS)
 							   PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1),
 							   PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2),
 							   PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3),
+							   true,
 							   &final));
 }
 
@@ -311,17 +324,19 @@ llm_complete(PG_FUNCTION_ARGS)
 static Jsonb *
 single_user_message(text *prompt)
 {
-	StringInfoData b;
+	LgJb b = {NULL, NULL};
 
 	if (prompt == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_LG_INVALID_MESSAGES),
 				 errmsg("prompt must not be NULL")));
-	initStringInfo(&b);
-	appendStringInfoString(&b, "[{\"role\":\"user\",\"content\":");
-	escape_json(&b, text_to_cstring(prompt));
-	appendStringInfoString(&b, "}]");
-	return lg_jfinish(&b);
+	lg_jb_begin(&b, NULL, true);
+	lg_jb_begin(&b, NULL, false);
+	lg_jb_str(&b, "role", "user");
+	lg_jb_str(&b, "content", text_to_cstring(prompt));
+	lg_jb_end(&b, false);
+	lg_jb_end(&b, true);
+	return lg_jb_finish(&b);
 }
 
 /*
@@ -337,6 +352,7 @@ llm_chat(PG_FUNCTION_ARGS)
 					single_user_message(
 						PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2)),
 					PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3),
+					false,
 					&final);
 	if (final->reply.content == NULL)
 		PG_RETURN_NULL();

@@ -24,6 +24,7 @@ char *lg_database = NULL;
 int   lg_worker_interval_ms = 1000;
 int   lg_spend_queue_size = 1024;
 int   lg_transactional_ledger_rows = 0;
+int   lg_spend_write_delay_ms = 5;
 int   lg_max_retries = 2;
 int   lg_retry_backoff_ms = 250;
 int   lg_retry_after_max_ms = 10000;
@@ -186,6 +187,22 @@ lg_define_settings(void)
 		0,
 		3600000,
 		PGC_SUSET,
+		GUC_UNIT_MS,
+		NULL,
+		NULL,
+		NULL);
+
+	DefineCustomIntVariable(
+		"llm_gateway.spend_write_delay",
+		"Time the worker, woken for ledger rows, waits for more before "
+		"writing them together.",
+		"Longer batches cost less per row; a row reaches the ledger about "
+		"this much after its call.",
+		&lg_spend_write_delay_ms,
+		5,
+		0,
+		1000,
+		PGC_SIGHUP,
 		GUC_UNIT_MS,
 		NULL,
 		NULL,

@@ -574,6 +574,7 @@ extern char *lg_database;
 extern int   lg_worker_interval_ms;
 extern int   lg_spend_queue_size;
 extern int   lg_transactional_ledger_rows;
+extern int   lg_spend_write_delay_ms;
 extern int   lg_max_retries;
 extern int   lg_retry_backoff_ms;
 extern int   lg_retry_after_max_ms;
@@ -615,6 +616,23 @@ lg_jstr(StringInfo b, bool *first, const char *name, const char *value);
 extern void lg_jint(StringInfo b, bool *first, const char *name, int64 value);
 extern void lg_jbool(StringInfo b, bool *first, const char *name, bool value);
 extern Jsonb *lg_jfinish(StringInfo b);
+
+/* the same, built as a JsonbValue tree (name NULL: an array element) */
+typedef struct LgJb
+{
+	JsonbParseState *state;
+	JsonbValue      *last;
+} LgJb;
+extern void lg_jb_begin(LgJb *b, const char *name, bool array);
+extern void lg_jb_end(LgJb *b, bool array);
+extern void lg_jb_str(LgJb *b, const char *name, const char *value);
+extern void lg_jb_int(LgJb *b, const char *name, int64 value);
+extern void lg_jb_bool(LgJb *b, const char *name, bool value);
+extern void lg_jb_null(LgJb *b, const char *name);
+extern void lg_jb_number(LgJb *b, const char *name, const char *numeric_text);
+extern void
+lg_jb_numeric(LgJb *b, const char *name, struct NumericData *value);
+extern Jsonb *lg_jb_finish(LgJb *b);
 
 /* ---- result (result.c) ---- */
 extern Jsonb *lg_result_build(const LgCall    *call,

@@ -6,52 +6,59 @@
  *    "cached", "fallback", "over_budget", "downgraded_from",
  *    "attempts": [...], "skipped": [...],
  *    "usage": {...}, "latency_ms", "usage_id", "provider_request_id"}
- * Built as text in the server encoding and read back by jsonb_in: every
- * value written here is ours or escaped, so the parse cannot fail.
+ * Built as a JsonbValue tree (json_out.c), strings in the server encoding.
  */
 #include "account.h"
 
 #include "utils/numeric.h"
 
 static void
-ms_field(StringInfo b, bool *first, const char *name, double ms)
+ms_field(LgJb *b, const char *name, double ms)
 {
-	lg_jkey(b, first, name);
-	appendStringInfo(b, "%.3f", ms);
+	char text[64];
+
+	snprintf(text, sizeof(text), "%.3f", ms);
+	lg_jb_number(b, name, text);
 }
 
 static void
-append_attempt(StringInfo b, const LgAttempt *a)
+picousd_field(LgJb *b, const char *name, int64 picousd)
 {
-	bool first = true;
+	StringInfoData text;
 
-	appendStringInfoChar(b, '{');
-	lg_jint(b, &first, "attempt", a->number);
-	lg_jstr(b, &first, "provider", a->dep->provider.name);
-	lg_jstr(b, &first, "model", a->dep->model);
-	lg_jstr(b, &first, "status", lg_attempt_status_name(a->status));
-	lg_jstr(b, &first, "error", a->status == LG_ATTEMPT_OK ? NULL : a->error);
-	lg_jkey(b, &first, "http_status");
+	initStringInfo(&text);
+	lg_append_picousd(&text, picousd);
+	lg_jb_number(b, name, text.data);
+	pfree(text.data);
+}
+
+static void
+append_attempt(LgJb *b, const LgAttempt *a)
+{
+	lg_jb_begin(b, NULL, false);
+	lg_jb_int(b, "attempt", a->number);
+	lg_jb_str(b, "provider", a->dep->provider.name);
+	lg_jb_str(b, "model", a->dep->model);
+	lg_jb_str(b, "status", lg_attempt_status_name(a->status));
+	lg_jb_str(b, "error", a->status == LG_ATTEMPT_OK ? NULL : a->error);
 	if (a->http_status)
-		appendStringInfo(b, "%ld", a->http_status);
+		lg_jb_int(b, "http_status", a->http_status);
 	else
-		appendStringInfoString(b, "null");
-	lg_jbool(b, &first, "fallback", a->was_fallback);
-	lg_jstr(b, &first, "fallback_reason", a->fallback_reason);
-	ms_field(b, &first, "latency_ms", a->latency_ms);
-	appendStringInfoChar(b, '}');
+		lg_jb_null(b, "http_status");
+	lg_jb_bool(b, "fallback", a->was_fallback);
+	lg_jb_str(b, "fallback_reason", a->fallback_reason);
+	ms_field(b, "latency_ms", a->latency_ms);
+	lg_jb_end(b, false);
 }
 
 static void
-append_skip(StringInfo b, const LgSkip *skip)
+append_skip(LgJb *b, const LgSkip *skip)
 {
-	bool first = true;
-
-	appendStringInfoChar(b, '{');
-	lg_jstr(b, &first, "provider", skip->dep->provider.name);
-	lg_jstr(b, &first, "model", skip->dep->model);
-	lg_jstr(b, &first, "reason", skip->reason);
-	appendStringInfoChar(b, '}');
+	lg_jb_begin(b, NULL, false);
+	lg_jb_str(b, "provider", skip->dep->provider.name);
+	lg_jb_str(b, "model", skip->dep->model);
+	lg_jb_str(b, "reason", skip->reason);
+	lg_jb_end(b, false);
 }
 
 /*
@@ -59,14 +66,14 @@ append_skip(StringInfo b, const LgSkip *skip)
  * the rate, in numeric, rounded to 12 decimals (null without a rate).
  */
 static void
-append_local_cost(StringInfo b, int64 picousd, const char *rate)
+local_cost_field(LgJb *b, int64 picousd, const char *rate)
 {
 	StringInfoData usd;
 	Datum          product;
 
 	if (rate == NULL)
 	{
-		appendStringInfoString(b, "null");
+		lg_jb_null(b, "cost");
 		return;
 	}
 	initStringInfo(&usd);
@@ -82,34 +89,30 @@ append_local_cost(StringInfo b, int64 picousd, const char *rate)
 												ObjectIdGetDatum(InvalidOid),
 												Int32GetDatum(-1)));
 	product = DirectFunctionCall2(numeric_round, product, Int32GetDatum(12));
-	appendStringInfoString(b, numeric_normalize(DatumGetNumeric(product)));
+	lg_jb_number(b, "cost", numeric_normalize(DatumGetNumeric(product)));
 }
 
 static void
-append_usage(StringInfo b, const LgTenant *tenant, const LgAttempt *a)
+append_usage(LgJb *b, const LgTenant *tenant, const LgAttempt *a)
 {
 	const LgUsage *u = &a->reply.usage;
-	bool           first = true;
 
-	appendStringInfoChar(b, '{');
-	lg_jint(b, &first, "input_tokens", u->input_tokens);
-	lg_jint(b, &first, "output_tokens", u->output_tokens);
-	lg_jint(b, &first, "cached_tokens", u->cached_tokens);
-	lg_jint(b, &first, "cache_write_tokens", u->cache_write_tokens);
-	lg_jint(b, &first, "reasoning_tokens", u->reasoning_tokens);
-	lg_jint(b, &first, "total_tokens", u->input_tokens + u->output_tokens);
-	lg_jkey(b, &first, "cost_usd");
-	lg_append_picousd(b, a->cost_picousd);
-	lg_jkey(b, &first, "cost");
-	append_local_cost(b, a->cost_picousd, tenant->exchange_rate);
-	lg_jstr(b, &first, "currency", tenant->currency);
-	lg_jstr(b, &first, "exchange_rate", tenant->exchange_rate);
-	lg_jstr(b, &first, "rate_source", tenant->rate_source);
-	lg_jbool(b, &first, "estimated", a->reply.usage_estimated);
-	lg_jint(b, &first, "saved_tokens", a->saved_tokens);
-	lg_jkey(b, &first, "saved_usd");
-	lg_append_picousd(b, a->saved_picousd);
-	appendStringInfoChar(b, '}');
+	lg_jb_begin(b, "usage", false);
+	lg_jb_int(b, "input_tokens", u->input_tokens);
+	lg_jb_int(b, "output_tokens", u->output_tokens);
+	lg_jb_int(b, "cached_tokens", u->cached_tokens);
+	lg_jb_int(b, "cache_write_tokens", u->cache_write_tokens);
+	lg_jb_int(b, "reasoning_tokens", u->reasoning_tokens);
+	lg_jb_int(b, "total_tokens", u->input_tokens + u->output_tokens);
+	picousd_field(b, "cost_usd", a->cost_picousd);
+	local_cost_field(b, a->cost_picousd, tenant->exchange_rate);
+	lg_jb_str(b, "currency", tenant->currency);
+	lg_jb_str(b, "exchange_rate", tenant->exchange_rate);
+	lg_jb_str(b, "rate_source", tenant->rate_source);
+	lg_jb_bool(b, "estimated", a->reply.usage_estimated);
+	lg_jb_int(b, "saved_tokens", a->saved_tokens);
+	picousd_field(b, "saved_usd", a->saved_picousd);
+	lg_jb_end(b, false);
 }
 
 Jsonb *
@@ -121,60 +124,40 @@ lg_result_build(const LgCall    *call,
 				int              nskipped,
 				double           latency_ms)
 {
-	StringInfoData b;
-	bool           first = true;
+	LgJb b = {NULL, NULL};
 
-	initStringInfo(&b);
-	appendStringInfoChar(&b, '{');
-	lg_jstr(&b,
-			&first,
-			"id",
-			DatumGetCString(
-				DirectFunctionCall1(uuid_out,
-									UUIDPGetDatum(&call->request_id))));
-	lg_jstr(&b, &first, "content", final->reply.content);
-	lg_jstr(&b, &first, "model", final->dep->model);
-	lg_jstr(&b,
-			&first,
-			"upstream_model",
-			final->reply.upstream_model ? final->reply.upstream_model
-										: final->dep->upstream_model);
-	lg_jstr(&b, &first, "provider", final->dep->provider.name);
-	lg_jstr(&b, &first, "finish_reason", final->reply.finish_reason);
-	lg_jbool(&b, &first, "cached", final->cached);
-	lg_jbool(&b, &first, "fallback", final->was_fallback);
-	lg_jbool(&b,
-			 &first,
-			 "over_budget",
-			 call->account != NULL && call->account->over_budget);
-	lg_jstr(&b, &first, "downgraded_from", call->downgraded_from);
-	lg_jkey(&b, &first, "attempts");
-	appendStringInfoChar(&b, '[');
+	lg_jb_begin(&b, NULL, false);
+	lg_jb_str(&b,
+			  "id",
+			  DatumGetCString(
+				  DirectFunctionCall1(uuid_out,
+									  UUIDPGetDatum(&call->request_id))));
+	lg_jb_str(&b, "content", final->reply.content);
+	lg_jb_str(&b, "model", final->dep->model);
+	lg_jb_str(&b,
+			  "upstream_model",
+			  final->reply.upstream_model ? final->reply.upstream_model
+										  : final->dep->upstream_model);
+	lg_jb_str(&b, "provider", final->dep->provider.name);
+	lg_jb_str(&b, "finish_reason", final->reply.finish_reason);
+	lg_jb_bool(&b, "cached", final->cached);
+	lg_jb_bool(&b, "fallback", final->was_fallback);
+	lg_jb_bool(&b,
+			   "over_budget",
+			   call->account != NULL && call->account->over_budget);
+	lg_jb_str(&b, "downgraded_from", call->downgraded_from);
+	lg_jb_begin(&b, "attempts", true);
 	for (int i = 0; i < nattempts; i++)
-	{
-		if (i > 0)
-			appendStringInfoChar(&b, ',');
 		append_attempt(&b, &attempts[i]);
-	}
-	appendStringInfoChar(&b, ']');
-	lg_jkey(&b, &first, "skipped");
-	appendStringInfoChar(&b, '[');
+	lg_jb_end(&b, true);
+	lg_jb_begin(&b, "skipped", true);
 	for (int i = 0; i < nskipped; i++)
-	{
-		if (i > 0)
-			appendStringInfoChar(&b, ',');
 		append_skip(&b, &skipped[i]);
-	}
-	appendStringInfoChar(&b, ']');
-	lg_jkey(&b, &first, "usage");
+	lg_jb_end(&b, true);
 	append_usage(&b, call->tenant, final);
-	ms_field(&b, &first, "latency_ms", latency_ms);
-	lg_jint(&b, &first, "usage_id", final->usage_id);
-	lg_jstr(&b,
-			&first,
-			"provider_request_id",
-			final->reply.provider_request_id);
-	appendStringInfoChar(&b, '}');
-
-	return lg_jfinish(&b);
+	ms_field(&b, "latency_ms", latency_ms);
+	lg_jb_int(&b, "usage_id", final->usage_id);
+	lg_jb_str(&b, "provider_request_id", final->reply.provider_request_id);
+	lg_jb_end(&b, false);
+	return lg_jb_finish(&b);
 }

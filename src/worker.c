@@ -376,11 +376,22 @@ lg_worker_main(pg_attribute_unused() Datum arg)
 
 		if (!run_now)
 		{
-			(void) WaitLatch(MyLatch,
-							 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 ms_until(next_full),
-							 PG_WAIT_EXTENSION);
+			int rc = WaitLatch(MyLatch,
+							   WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							   ms_until(next_full),
+							   PG_WAIT_EXTENSION);
+
 			ResetLatch(MyLatch);
+			/*
+			 * Woken for spend: let the calls of the next moment settle too,
+			 * and write them in one transaction (one insert, one flush).
+			 */
+			if ((rc & WL_LATCH_SET) && lg_spend_write_delay_ms > 0)
+				(void) WaitLatch(MyLatch,
+								 WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								 Min(lg_spend_write_delay_ms,
+									 ms_until(next_full)),
+								 PG_WAIT_EXTENSION);
 		}
 		CHECK_FOR_INTERRUPTS();
 		if (got_sigterm)

@@ -56,13 +56,10 @@ CREATE TABLE bench_insert (id bigserial PRIMARY KEY, at timestamptz DEFAULT now(
 SELECT llm_chat('bench', 'openai/gpt-4o-mini', 'the cached prompt');
 SQL
 
-HIT="SELECT llm_chat('bench', 'openai/gpt-4o-mini', 'the cached prompt');"
-MISS="\\set r random(1, 1000000000)
-SELECT llm_chat('bench', 'openai/gpt-4o-mini', 'miss ' || :r, '{\"cache\": \"bypass\"}');"
-ONE_TENANT="\\set r random(1, 1000000000)
-SELECT llm_chat('metered', 'openai/gpt-4o-mini', 'miss ' || :r, '{\"cache\": \"bypass\", \"max_tokens\": 50}');"
-SIXTEEN="\\set r random(1, 1000000000)
-SELECT llm_chat('metered_' || (:client_id % 16), 'openai/gpt-4o-mini', 'miss ' || :r, '{\"cache\": \"bypass\", \"max_tokens\": 50}');"
+HIT="SELECT llm_chat('bench', 'openai/gpt-4o-mini', 'the cached prompt')"
+MISS="SELECT llm_chat('bench', 'openai/gpt-4o-mini', 'miss ' || \$1, '{\"cache\": \"bypass\"}')"
+ONE_TENANT="SELECT llm_chat('metered', 'openai/gpt-4o-mini', 'miss ' || \$1, '{\"cache\": \"bypass\", \"max_tokens\": 50}')"
+SIXTEEN="SELECT llm_chat('metered_' || (\$2::int % 16), 'openai/gpt-4o-mini', 'miss ' || \$1, '{\"cache\": \"bypass\", \"max_tokens\": 50}')"
 
 declare -A R
 measure() { # KEY: the rest is the command; stores "calls/s p50 p99 mean"
@@ -72,18 +69,19 @@ measure() { # KEY: the rest is the command; stores "calls/s p50 p99 mean"
     printf '   %-14s %s\n' "$key" "${R[$key]}"
 }
 echo "== measuring (${SECONDS_EACH}s each)"
-measure sel1 pgb sel1 1 'SELECT 1;'
-measure sel16 pgb sel16 16 'SELECT 1;'
+bench_client_build
+measure sel1 pgq 1 'SELECT 1'
+measure sel16 pgq 16 'SELECT 1'
 measure up1 wrkb 1 "$UPSTREAM"
 measure up16 wrkb 16 "$UPSTREAM"
-measure ins1 pgb ins1 1 "INSERT INTO bench_insert (payload) VALUES ('x');"
-measure ins16 pgb ins16 16 "INSERT INTO bench_insert (payload) VALUES ('x');"
-measure miss1 pgb miss1 1 "$MISS"
-measure miss16 pgb miss16 16 "$MISS"
-measure hit1 pgb hit1 1 "$HIT"
-measure hit16 pgb hit16 16 "$HIT"
-measure one16 pgb one16 16 "$ONE_TENANT"
-measure six16 pgb six16 16 "$SIXTEEN"
+measure ins1 pgq 1 "INSERT INTO bench_insert (payload) VALUES ('x')"
+measure ins16 pgq 16 "INSERT INTO bench_insert (payload) VALUES ('x')"
+measure miss1 pgq 1 "$MISS"
+measure miss16 pgq 16 "$MISS"
+measure hit1 pgq 1 "$HIT"
+measure hit16 pgq 16 "$HIT"
+measure one16 pgq 16 "$ONE_TENANT"
+measure six16 pgq 16 "$SIXTEEN"
 
 echo "== backend memory over $RSS_CALLS calls in one session"
 read -r RSS_BEFORE RSS_AFTER RSS_SECONDS <<<"$(bench_rss "$RSS_CALLS")"
@@ -107,7 +105,8 @@ cat > "$OUT" <<MD
 $(date -u '+%Y-%m-%d %H:%M UTC'), $cores cores ($cpu), PostgreSQL $("$PG_BINDIR/postgres" --version | awk '{print $3}'),
 llm_gateway $(sed -n "s/^default_version = '\(.*\)'/\1/p" llm_gateway.control), ${SECONDS_EACH} s per load, loopback only.
 Upstream: nginx serving a fixed OpenAI chat completion, kept alive. Loads:
-pgbench (latencies from its per-transaction log) and wrk. Reproduce with \`make bench\`.
+test/bench_client.c (libpq, a thread and a connection per client, prepared
+statements, every call timed) and wrk. Reproduce with \`make bench\`.
 
 | measurement | clients | calls/s | p50 (ms) | p99 (ms) | mean (ms) |
 |---|---|---|---|---|---|

@@ -50,41 +50,18 @@ bench_upstream_stop() {
     UP_DIR=
 }
 
-# Percentiles of the latencies (µs) in the files given, as
-# "count p50_ms p99_ms mean_ms".
-bench_percentiles() {
-    python3 - "$@" <<'PY'
-import sys
-lat = []
-for path in sys.argv[1:]:
-    with open(path) as f:
-        for line in f:
-            parts = line.split()
-            if len(parts) >= 3:
-                lat.append(int(parts[2]))
-lat.sort()
-if not lat:
-    print("0 nan nan nan")
-else:
-    pick = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] / 1000.0
-    print(f"{len(lat)} {pick(0.5):.3f} {pick(0.99):.3f} {sum(lat) / len(lat) / 1000.0:.3f}")
-PY
+# bench_client_build: the libpq load generator (test/bench_client.c).
+bench_client_build() {
+    gcc -O2 -Wall -o "$WORK/bench_client" test/bench_client.c \
+        -I"$("$PG_CONFIG" --includedir)" -L"$("$PG_CONFIG" --libdir)" -lpq -lpthread
 }
 
-# pgb NAME CLIENTS SCRIPT -> "calls/s p50 p99 mean" (ms); per-transaction
-# latencies from pgbench's log.
-pgb() {
-    local name=$1 clients=$2 script=$3 out threads
-    threads=$(( clients < 2 ? 1 : 2 ))
-    printf '%s\n' "$script" > "$WORK/$name.sql"
-    rm -f "$WORK/pgblog_$name".*
-    [ "$(id -u)" -eq 0 ] && chown "$TEST_USER" "$WORK/$name.sql"
-    out=$("${RUN_AS[@]}" "$PG_BINDIR/pgbench" -n -h "$WORK" -p "$PORT" -U postgres \
-          -c "$clients" -j "$threads" -T "$SECONDS_EACH" -f "$WORK/$name.sql" \
-          -l --log-prefix="$WORK/pgblog_$name" postgres 2>&1) || { echo "$out" >&2; return 1; }
-    read -r _ p50 p99 mean <<<"$(bench_percentiles "$WORK/pgblog_$name".*)"
-    rm -f "$WORK/pgblog_$name".*
-    printf '%.0f %s %s %s\n' "$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p')" "$p50" "$p99" "$mean"
+# pgq CLIENTS SQL -> "calls/s p50 p99 mean" (ms): CLIENTS connections
+# running SQL as a prepared statement for BENCH_SECONDS ($1: a random
+# integer, $2: the client's number).
+pgq() {
+    "${RUN_AS[@]}" "$WORK/bench_client" "host=$WORK port=$PORT user=postgres dbname=postgres" \
+        "$1" "$SECONDS_EACH" "$2"
 }
 
 # wrkb CONNECTIONS URL [HEADER...] -> "requests/s p50 p99 mean" (ms): POSTs
@@ -118,29 +95,29 @@ bench_rss_kb() {
 
 # bench_rss CALLS -> "before_kB after_kB seconds": one psql session making
 # CALLS calls (every tenth a cache miss, the others hits), its backend's
-# RssAnon read after the first 1,000 (warm caches and plans) and at the end.
+# RssAnon (private memory, not the shared buffers it touched) read after
+# the first 1,000 (caches and plans warm) and at the end.
 bench_rss() {
-    local n=$1 sql=$WORK/rss.sql start
-    {
-        echo '\o /dev/null'
-        echo 'SELECT pg_backend_pid() AS pid \gset'
-        python3 - "$n" <<'PY'
+    local n=$1 sql=$WORK/rss.sql start out
+    python3 - "$n" > "$sql" <<'PY'
 import sys
 n = int(sys.argv[1])
+rss = "SELECT substring(pg_read_file('/proc/self/status') from 'RssAnon:\\s*(\\d+)') AS {} \\gset"
+print("\\o /dev/null")
 for i in range(n):
     if i == 1000:
-        print("\\! grep RssAnon /proc/:pid/status > RSS_DIR/rss_before")
+        print(rss.format("rss_before"))
     if i % 10 == 0:
         print(f"SELECT llm_chat('bench', 'openai/gpt-4o-mini', 'rss miss {i}', '{{\"cache\": \"bypass\"}}');")
     else:
         print("SELECT llm_chat('bench', 'openai/gpt-4o-mini', 'the cached prompt');")
-print("\\! grep RssAnon /proc/:pid/status > RSS_DIR/rss_after")
+print(rss.format("rss_after"))
+print("\\echo RSS :rss_before :rss_after")
 PY
-    } | sed "s|RSS_DIR|$WORK|" > "$sql"
     [ "$(id -u)" -eq 0 ] && chown "$TEST_USER" "$sql"
     start=$(date +%s)
-    "${PSQL[@]}" -q -f "$sql" >/dev/null
-    echo "$(awk '{print $2}' "$WORK/rss_before") $(awk '{print $2}' "$WORK/rss_after") $(( $(date +%s) - start ))"
+    out=$("${PSQL[@]}" -q -f "$sql" | sed -n 's/^RSS //p')
+    echo "$out $(( $(date +%s) - start ))"
 }
 
 # bench_chart DATA PNG SUBTITLE: bars of calls/s at 16 clients.

@@ -50,7 +50,7 @@ ALTER SYSTEM SET llm_gateway.master_key_file = 'lg_master.key';
 SELECT pg_reload_conf();
 SELECT pg_sleep(0.5);
 SELECT llm_chat('acme', 'openai/gpt-4o-mini', 'key from file');
-COPY (SELECT 1) TO PROGRAM 'chmod 644 lg_master.key';
+COPY (SELECT 1) TO PROGRAM 'cat > /dev/null; chmod 644 lg_master.key';
 SELECT llm_chat('acme', 'openai/gpt-4o-mini', 'x');
 \echo :LAST_ERROR_SQLSTATE
 ALTER SYSTEM SET llm_gateway.master_key_file = 'no_such.key';

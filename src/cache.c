@@ -30,7 +30,8 @@ static const char *const lookup_sql =
 	"input_tokens,"
 	"       cached_tokens, cache_write_tokens, reasoning_tokens, "
 	"output_tokens,"
-	"       (cost_usd * 1000000000000)::int8"
+	"       (cost_usd * 1000000000000)::int8,"
+	"       last_hit_at < clock_timestamp() - interval '" LAST_HIT_STEP "'"
 	"  FROM llm_gateway.cache WHERE key = $1 AND expires_at > "
 	"clock_timestamp()";
 
@@ -208,18 +209,18 @@ lg_cache_lookup(const LgCacheKey *key, LgCacheHit *hit)
 		elog(ERROR, "cache lookup failed");
 	found = SPI_processed == 1;
 	if (found)
-	{
 		read_hit(hit, cxt);
-		if (SPI_execute_plan(lg_spi_prepare_once(&touch_plan,
-												 touch_sql,
-												 1,
-												 argtypes),
-							 args,
-							 NULL,
-							 false,
-							 0) != SPI_OK_UPDATE)
-			elog(ERROR, "could not refresh a cache entry");
-	}
+	/* last_hit_at is a step old: move it (one hit in many does) */
+	if (found && lg_spi_bool(0, 12) &&
+		SPI_execute_plan(lg_spi_prepare_once(&touch_plan,
+											 touch_sql,
+											 1,
+											 argtypes),
+						 args,
+						 NULL,
+						 false,
+						 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not refresh a cache entry");
 	SPI_finish();
 	lg_owner_scope_exit(&scope);
 	return found;

@@ -65,7 +65,7 @@ SHLIB_LINK = -lcurl -lcrypto
 REGRESS = setup admin crypto validation complete provider_errors anthropic gemini \
 	spend routing cache \
 	pricing budgets \
-	permissions timeout analytics
+	permissions timeout analytics catalog_cache
 REGRESS_OPTS = --temp-config=test/tmp/regress.conf --temp-instance=./tmp_check \
 	--no-locale --encoding=UTF8 \
 	--load-extension=plpgsql

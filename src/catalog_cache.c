@@ -7,9 +7,9 @@
  * catalog.c built: the tenant's row, the plan, the limits.  It is good
  * while
  *   - no configuration change has committed since it was made: every table
- *     a resolution reads has a statement trigger (llm_gateway.config_changed)
- *     that marks the transaction, and its commit bumps a generation counter
- *     in shared memory, which every entry carries;
+ *     a resolution reads has a trigger (llm_gateway.config_changed) that
+ *     marks the transaction that changes a row, and its commit bumps a
+ *     generation counter in shared memory, which every entry carries;
  *   - the day and every budget period it was made in last (their bounds are
  *     part of it);
  *   - it is younger than llm_gateway.catalog_cache_ttl: a safety net for
@@ -85,8 +85,8 @@ config_xact_callback(XactEvent event, pg_attribute_unused() void *arg)
 }
 
 /*
- * llm_gateway.config_changed() — statement trigger of every configuration
- * table: the next commit tells every backend's cache.
+ * llm_gateway.config_changed() — row (and TRUNCATE) trigger of every
+ * configuration table: the next commit tells every backend's cache.
  */
 Datum
 llm_gateway_config_changed(PG_FUNCTION_ARGS)

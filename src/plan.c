@@ -356,6 +356,8 @@ lg_plan_load(LgPlan          *plan,
 
 	memset(plan, 0, sizeof(*plan));
 	load_route(plan, &route, req->model, cxt);
+	/* an SPI call returns to SPI's own context, which SPI_finish frees */
+	MemoryContextSwitchTo(cxt);
 	plan->cache_model = canonical_models(route.models);
 	groups = list_make1(string_nodes(route.models));
 	all = list_copy(route.models);

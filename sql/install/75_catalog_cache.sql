@@ -11,7 +11,7 @@ RETURNS trigger
 LANGUAGE C
 AS 'MODULE_PATHNAME', 'llm_gateway_config_changed';
 COMMENT ON FUNCTION llm_gateway.config_changed() IS
-    'Statement trigger of the configuration tables: backends reload their catalog cache after the commit';
+    'Trigger of the configuration tables: backends reload their catalog cache after the commit';
 
 DO $$
 DECLARE
@@ -19,8 +19,13 @@ DECLARE
 BEGIN
     FOREACH t IN ARRAY ARRAY['providers', 'models', 'routes', 'plans', 'tenants',
                              'tenant_members', 'agents', 'budgets', 'exchange_rates'] LOOP
+        -- per row, so that a statement that changes nothing (the worker's
+        -- periodic UPDATEs, say) leaves every cache alone
         EXECUTE format('CREATE TRIGGER config_changed'
-                       ' AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON llm_gateway.%I'
+                       ' AFTER INSERT OR UPDATE OR DELETE ON llm_gateway.%I'
+                       ' FOR EACH ROW EXECUTE FUNCTION llm_gateway.config_changed()', t);
+        EXECUTE format('CREATE TRIGGER config_truncated'
+                       ' AFTER TRUNCATE ON llm_gateway.%I'
                        ' FOR EACH STATEMENT EXECUTE FUNCTION llm_gateway.config_changed()', t);
     END LOOP;
 END

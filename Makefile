@@ -32,6 +32,7 @@ OBJS = \
 	src/events.o \
 	src/router.o \
 	src/cache.o \
+	src/cache_read.o \
 	src/status.o \
 	src/ledger.o \
 	src/result.o \

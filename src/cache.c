@@ -22,18 +22,9 @@
 
 #include <openssl/evp.h>
 
-#define KEY_VERSION   "llm_gateway cache v1"
-#define LAST_HIT_STEP "10 seconds"
-
-static const char *const lookup_sql =
-	"SELECT model, provider, upstream_model, content, finish_reason, "
-	"input_tokens,"
-	"       cached_tokens, cache_write_tokens, reasoning_tokens, "
-	"output_tokens,"
-	"       (cost_usd * 1000000000000)::int8,"
-	"       last_hit_at < clock_timestamp() - interval '" LAST_HIT_STEP "'"
-	"  FROM llm_gateway.cache WHERE key = $1 AND expires_at > "
-	"clock_timestamp()";
+#define KEY_VERSION      "llm_gateway cache v1"
+#define LAST_HIT_STEP    "10 seconds"
+#define LAST_HIT_STEP_MS 10000
 
 static const char *const touch_sql =
 	"UPDATE llm_gateway.cache SET last_hit_at = clock_timestamp(), hits = "
@@ -68,7 +59,6 @@ static const char *const store_sql =
 	"  expires_at = EXCLUDED.expires_at, last_hit_at = clock_timestamp(), "
 	"hits = 0";
 
-static SPIPlanPtr lookup_plan = NULL;
 static SPIPlanPtr touch_plan = NULL;
 static SPIPlanPtr store_plan = NULL;
 
@@ -163,56 +153,31 @@ key_datum(const LgCacheKey *key)
 
 /* ---- lookup ---- */
 
-static void
-read_hit(LgCacheHit *hit, MemoryContext cxt)
-{
-	hit->model = lg_spi_text(0, 1, cxt);
-	hit->provider = lg_spi_text(0, 2, cxt);
-	hit->upstream_model = lg_spi_text(0, 3, cxt);
-	hit->content = lg_spi_text(0, 4, cxt);
-	hit->finish_reason = lg_spi_text(0, 5, cxt);
-	hit->usage.input_tokens = lg_spi_int64(0, 6);
-	hit->usage.cached_tokens = lg_spi_int64(0, 7);
-	hit->usage.cache_write_tokens = lg_spi_int64(0, 8);
-	hit->usage.reasoning_tokens = lg_spi_int64(0, 9);
-	hit->usage.output_tokens = lg_spi_int64(0, 10);
-	hit->cost_picousd = lg_spi_int64(0, 11);
-}
-
-/* The stored answer for this key, if any and not expired. */
+/*
+ * The stored answer for this key, if any and not expired (read without SPI:
+ * cache_read.c).  One hit in many moves the entry's last_hit_at: the first
+ * after it is LAST_HIT_STEP old.
+ */
 bool
 lg_cache_lookup(const LgCacheKey *key, LgCacheHit *hit)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	Oid           argtypes[1] = {BYTEAOID};
-	Datum         args[1] = {key_datum(key)};
-	LgOwnerScope  scope;
-	bool          found;
+	Oid          argtypes[1] = {BYTEAOID};
+	Datum        args[1];
+	TimestampTz  last_hit_at;
+	LgOwnerScope scope;
 
 	if (!key->lookup)
 		return false;
+	args[0] = key_datum(key);
+	if (!lg_cache_read(DatumGetByteaPP(args[0]), hit, &last_hit_at))
+		return false;
+	if (last_hit_at >=
+		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), -LAST_HIT_STEP_MS))
+		return true;
 	lg_owner_scope_enter(&scope);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	/*
-	 * Not read-only: a fresh snapshot, so that an entry stored by an earlier
-	 * call of the same statement, or committed meanwhile, is found.
-	 */
-	if (SPI_execute_plan(lg_spi_prepare_once(&lookup_plan,
-											 lookup_sql,
-											 1,
-											 argtypes),
-						 args,
-						 NULL,
-						 false,
-						 0) != SPI_OK_SELECT)
-		elog(ERROR, "cache lookup failed");
-	found = SPI_processed == 1;
-	if (found)
-		read_hit(hit, cxt);
-	/* last_hit_at is a step old: move it (one hit in many does) */
-	if (found && lg_spi_bool(0, 12) &&
-		SPI_execute_plan(lg_spi_prepare_once(&touch_plan,
+	if (SPI_execute_plan(lg_spi_prepare_once(&touch_plan,
 											 touch_sql,
 											 1,
 											 argtypes),
@@ -223,7 +188,7 @@ lg_cache_lookup(const LgCacheKey *key, LgCacheHit *hit)
 		elog(ERROR, "could not refresh a cache entry");
 	SPI_finish();
 	lg_owner_scope_exit(&scope);
-	return found;
+	return true;
 }
 
 /* ---- store ---- */

@@ -491,11 +491,13 @@ typedef struct LgCacheHit
 	int64   cost_picousd; /* what that call cost: what a hit saves */
 } LgCacheHit;
 
-extern bool  lg_cache_prepare(LgCacheKey      *key,
-							  const LgRequest *req,
-							  const LgPlan    *plan,
-							  const LgTenant  *tenant);
-extern bool  lg_cache_lookup(const LgCacheKey *key, LgCacheHit *hit);
+extern bool lg_cache_prepare(LgCacheKey      *key,
+							 const LgRequest *req,
+							 const LgPlan    *plan,
+							 const LgTenant  *tenant);
+extern bool lg_cache_lookup(const LgCacheKey *key, LgCacheHit *hit);
+extern bool
+lg_cache_read(bytea *key, LgCacheHit *hit, TimestampTz *last_hit_at);
 extern void  lg_cache_store(const LgCacheKey *key, const LgAttempt *attempt);
 extern int64 lg_cache_evict(void);
 

@@ -8,6 +8,7 @@
 #   BENCH_LEDGER_ROWS  ledger sizes of the analytics part (default
 #                      "100000 1000000 10000000"; "none" skips it)
 #   BENCH_RSS_CALLS    calls of the memory measurement (default 100000)
+#   BENCH_ROUNDS       rounds of the loads compared by their ratio (2)
 #
 # make bench-peers runs this too, then the Portkey gateway against the same
 # upstream (test/bench_peers.sh).
@@ -41,7 +42,7 @@ llm_gateway.spend_queue_size = 4096"
 bench_upstream_start "$WORK" || { echo "make bench: nginx did not start" >&2; exit 1; }
 UPSTREAM="http://127.0.0.1:$UP_PORT/v1/chat/completions"
 
-"${PSQL[@]}" -q <<SQL
+"${PSQL[@]}" -q >/dev/null <<SQL
 CREATE EXTENSION llm_gateway;
 SELECT llm_provider_set('openai', 'openai',
          '{"base_url": "http://127.0.0.1:$UP_PORT/v1", "api_key": "sk-bench-0123456789"}');
@@ -68,6 +69,19 @@ measure() { # KEY: the rest is the command; stores "calls/s p50 p99 mean"
     R[$key]=$("$@")
     printf '   %-14s %s\n' "$key" "${R[$key]}"
 }
+# Two loads compared by their ratio, alternated BENCH_ROUNDS times (2) and
+# averaged, so that the machine's drift does not decide the ratio.
+ROUNDS=${BENCH_ROUNDS:-2}
+measure_pair() { # KEY1 SQL1 KEY2 SQL2, 16 clients each
+    local a=() b=() i
+    for i in $(seq "$ROUNDS"); do
+        a+=("$(pgq 16 "$2")")
+        b+=("$(pgq 16 "$4")")
+    done
+    R[$1]=$(printf '%s\n' "${a[@]}" | awk '{for(i=1;i<=4;i++)s[i]+=$i} END {printf "%.0f %.3f %.3f %.3f\n", s[1]/NR, s[2]/NR, s[3]/NR, s[4]/NR}')
+    R[$3]=$(printf '%s\n' "${b[@]}" | awk '{for(i=1;i<=4;i++)s[i]+=$i} END {printf "%.0f %.3f %.3f %.3f\n", s[1]/NR, s[2]/NR, s[3]/NR, s[4]/NR}')
+    printf '   %-14s %s\n   %-14s %s\n' "$1" "${R[$1]}" "$3" "${R[$3]}"
+}
 echo "== measuring (${SECONDS_EACH}s each)"
 bench_client_build
 measure sel1 pgq 1 'SELECT 1'
@@ -75,13 +89,11 @@ measure sel16 pgq 16 'SELECT 1'
 measure up1 wrkb 1 "$UPSTREAM"
 measure up16 wrkb 16 "$UPSTREAM"
 measure ins1 pgq 1 "INSERT INTO bench_insert (payload) VALUES ('x')"
-measure ins16 pgq 16 "INSERT INTO bench_insert (payload) VALUES ('x')"
 measure miss1 pgq 1 "$MISS"
 measure miss16 pgq 16 "$MISS"
 measure hit1 pgq 1 "$HIT"
-measure hit16 pgq 16 "$HIT"
-measure one16 pgq 16 "$ONE_TENANT"
-measure six16 pgq 16 "$SIXTEEN"
+measure_pair ins16 "INSERT INTO bench_insert (payload) VALUES ('x')" hit16 "$HIT"
+measure_pair one16 "$ONE_TENANT" six16 "$SIXTEEN"
 
 echo "== backend memory over $RSS_CALLS calls in one session"
 read -r RSS_BEFORE RSS_AFTER RSS_SECONDS <<<"$(bench_rss "$RSS_CALLS")"
@@ -139,6 +151,36 @@ Ratios from this run:
 - one tenant vs sixteen tenants at 16 clients: $(ratio "$(f "${R[one16]}" 1)" "$(f "${R[six16]}" 1)").
 MD
 
+# bench_targets OUT: the targets of the performance issue, each with what
+# this run measured and whether it holds.
+bench_targets() {
+    local out=$1 yes="holds" no="**missed**" peer summary rss=$(( RSS_AFTER - RSS_BEFORE ))
+    verdict() { python3 -c "print('$yes' if $1 else '$no')"; }
+    if [ -n "${R[portkey16]:-}" ]; then
+        peer="| cache miss, 16 clients, ≥ 10× the Portkey gateway | $(ratio "$(f "${R[miss16]}" 1)" "$(f "${R[portkey16]}" 1)")× ($(f "${R[miss16]}" 1) vs $(f "${R[portkey16]}" 1)/s) | $(verdict "$(f "${R[miss16]}" 1) >= 10 * $(f "${R[portkey16]}" 1)") |"
+    else
+        peer="| cache miss, 16 clients, ≥ 10× the Portkey gateway | $(f "${R[miss16]}" 1)/s; Portkey not measured (\`make bench-peers\`) | — |"
+    fi
+    if [ ${#SUMMARY_MS[@]} -gt 0 ]; then
+        summary="| \`llm_usage_summary\` of a month, flat over the ledger sizes, < 20 ms | $(IFS=/; echo "${SUMMARY_MS[*]}") ms | $(verdict "max([${SUMMARY_MS[*]// /,}]) < 20 and max([${SUMMARY_MS[*]// /,}]) < 1.5 * min([${SUMMARY_MS[*]// /,}])") |"
+    else
+        summary="| \`llm_usage_summary\` of a month, flat, < 20 ms | not measured (BENCH_LEDGER_ROWS=none) | — |"
+    fi
+    cat >> "$out" <<MD
+
+## Targets
+
+| target | this run | |
+|---|---|---|
+$peer
+| cache miss, 1 client, p50 added over \`SELECT 1\` + a direct upstream request ≤ 0.25 ms | $added_p50 ms | $(verdict "$added_p50 <= 0.25") |
+| cache hit, 16 clients, ≥ 0.75 of one logged INSERT per transaction | $(ratio "$(f "${R[hit16]}" 1)" "$(f "${R[ins16]}" 1)") | $(verdict "$(f "${R[hit16]}" 1) >= 0.75 * $(f "${R[ins16]}" 1)") |
+| one tenant ≥ 0.9 × sixteen tenants, 16 clients | $(ratio "$(f "${R[one16]}" 1)" "$(f "${R[six16]}" 1)") | $(verdict "$(f "${R[one16]}" 1) >= 0.9 * $(f "${R[six16]}" 1)") |
+| backend RSS growth over $RSS_CALLS calls < 1 MB | $rss kB | $(verdict "$rss < 1024") |
+$summary
+MD
+}
+
 # the chart's data: label and calls/s at 16 clients
 {
     echo "\"SELECT 1\" $(f "${R[sel16]}" 1)"
@@ -159,6 +201,7 @@ if [ "$ANALYTICS_ROWS" != none ]; then
     "${PSQL[@]}" -qc "ALTER SYSTEM SET llm_gateway.worker_interval = '1h'" -c "SELECT pg_reload_conf()" >/dev/null
     bench_analytics "$OUT"
 fi
+bench_targets "$OUT"
 bench_chart bench/results.dat bench/results.png "$(date -u '+%Y-%m-%d'), $cores cores ($cpu)"
 cat >> "$OUT" <<MD
 

@@ -15,6 +15,7 @@
 # bench_analytics OUT: append the results to the Markdown file OUT.
 
 ANALYTICS_ROWS=${BENCH_LEDGER_ROWS:-100000 1000000 10000000}
+SUMMARY_MS=()   # the month's summary, per ledger size (for the targets)
 SUMMARY_CALLS=${BENCH_SUMMARY_CALLS:-300}
 
 # psql -At on the bench cluster
@@ -113,6 +114,7 @@ MD
         rows=$(bq "SELECT count(*) FROM llm_gateway.usage")
         echo "   $rows rows: summary $month_ms ms (month), $now_ms ms (now)"
         echo "| $rows | $size | $hourly | $daily | $grow | $roll | $month_ms | $now_ms |" >> "$out"
+        SUMMARY_MS+=("$month_ms")
     done
 
     local p1k p10k

@@ -11,6 +11,9 @@ OBJS = \
 	src/llm_gateway.o \
 	src/guc.o \
 	src/crypto.o \
+	src/key_source.o \
+	src/rotate.o \
+	src/url_policy.o \
 	src/http.o \
 	src/json_extract.o \
 	src/request.o \
@@ -66,7 +69,7 @@ SHLIB_LINK = -lcurl -lcrypto
 REGRESS = setup admin crypto validation complete provider_errors anthropic gemini \
 	spend routing cache \
 	pricing budgets \
-	permissions timeout analytics catalog_cache
+	permissions timeout analytics catalog_cache secrets
 REGRESS_OPTS = --temp-config=test/tmp/regress.conf --temp-instance=./tmp_check \
 	--no-locale --encoding=UTF8 \
 	--load-extension=plpgsql

@@ -15,8 +15,13 @@
  * The additional authenticated data is the owner context ("provider:NAME"),
  * so a sealed key copied onto another provider's row does not decrypt.
  *
- * Decryption has no SQL entry point: only the request path calls it, and the
+ * Decryption has no SQL entry point: only the request path (and the
+ * re-sealing of llm_rotate_master_key(), in rotate.c) calls it, and the
  * plaintext lives in palloc'd memory that lg_secret_free() wipes.
+ *
+ * Rotation: while llm_gateway.previous_master_key (or _file) is set, keys
+ * sealed under it still open, so calls keep working between changing the
+ * master key and re-sealing every stored key.
  */
 #include "llm_gateway.h"
 
@@ -41,7 +46,7 @@ typedef struct MasterKey
 } MasterKey;
 
 /* Key-file cache: re-read only when the file changes. */
-static struct
+typedef struct KeyFileCache
 {
 	bool      valid;
 	char      path[MAXPGPATH];
@@ -50,7 +55,16 @@ static struct
 	time_t    mtime;
 	off_t     size;
 	MasterKey mk;
-} key_file_cache;
+} KeyFileCache;
+
+/* The current master key, and the previous one during a rotation. */
+typedef enum MasterSlot
+{
+	MASTER_CURRENT,
+	MASTER_PREVIOUS
+} MasterSlot;
+
+static KeyFileCache key_file_cache[2];
 
 PG_FUNCTION_INFO_V1(llm_gateway_secret_encrypt);
 
@@ -90,8 +104,8 @@ derive_master_key(const char *secret, size_t len, MasterKey *mk)
  * its TLS key: owned by us with no group/other access, or owned by root and
  * at most group-readable.
  */
-static bool
-key_file_mode_ok(const struct stat *st)
+bool
+lg_file_is_private(const struct stat *st)
 {
 	if (!S_ISREG(st->st_mode))
 		return false;
@@ -102,7 +116,7 @@ key_file_mode_ok(const struct stat *st)
 }
 
 static void
-load_key_file(const char *path, MasterKey *mk)
+load_key_file(const char *path, KeyFileCache *cache, MasterKey *mk)
 {
 	struct stat st;
 	char        buf[MAX_KEY_FILE_SIZE + 1];
@@ -123,7 +137,7 @@ load_key_file(const char *path, MasterKey *mk)
 				(errcode(ERRCODE_LG_MASTER_KEY_MISSING),
 				 errmsg("could not stat master key file \"%s\": %m", path)));
 	}
-	if (!key_file_mode_ok(&st))
+	if (!lg_file_is_private(&st))
 	{
 		close(fd);
 		ereport(ERROR,
@@ -134,13 +148,12 @@ load_key_file(const char *path, MasterKey *mk)
 				 errhint("It must be owned by the database user with mode "
 						 "0600 or less, or by root with mode 0640 or less.")));
 	}
-	if (key_file_cache.valid && strcmp(key_file_cache.path, path) == 0 &&
-		key_file_cache.dev == st.st_dev && key_file_cache.ino == st.st_ino &&
-		key_file_cache.mtime == st.st_mtime &&
-		key_file_cache.size == st.st_size)
+	if (cache->valid && strcmp(cache->path, path) == 0 &&
+		cache->dev == st.st_dev && cache->ino == st.st_ino &&
+		cache->mtime == st.st_mtime && cache->size == st.st_size)
 	{
 		close(fd);
-		*mk = key_file_cache.mk;
+		*mk = cache->mk;
 		return;
 	}
 	n = read(fd, buf, MAX_KEY_FILE_SIZE + 1);
@@ -164,23 +177,37 @@ load_key_file(const char *path, MasterKey *mk)
 	derive_master_key(buf, n, mk);
 	explicit_bzero(buf, sizeof(buf));
 
-	key_file_cache.valid = true;
-	strlcpy(key_file_cache.path, path, sizeof(key_file_cache.path));
-	key_file_cache.dev = st.st_dev;
-	key_file_cache.ino = st.st_ino;
-	key_file_cache.mtime = st.st_mtime;
-	key_file_cache.size = st.st_size;
-	key_file_cache.mk = *mk;
+	cache->valid = true;
+	strlcpy(cache->path, path, sizeof(cache->path));
+	cache->dev = st.st_dev;
+	cache->ino = st.st_ino;
+	cache->mtime = st.st_mtime;
+	cache->size = st.st_size;
+	cache->mk = *mk;
+}
+
+/* One master key from its two settings; false when neither is set. */
+static bool
+load_master_key(MasterSlot slot, MasterKey *mk)
+{
+	const char *secret =
+		slot == MASTER_CURRENT ? lg_master_key : lg_previous_master_key;
+	const char *file = slot == MASTER_CURRENT ? lg_master_key_file
+											  : lg_previous_master_key_file;
+
+	if (secret && secret[0])
+		derive_master_key(secret, strlen(secret), mk);
+	else if (file && file[0])
+		load_key_file(file, &key_file_cache[slot], mk);
+	else
+		return false;
+	return true;
 }
 
 static void
 get_master_key(MasterKey *mk)
 {
-	if (lg_master_key && lg_master_key[0])
-		derive_master_key(lg_master_key, strlen(lg_master_key), mk);
-	else if (lg_master_key_file && lg_master_key_file[0])
-		load_key_file(lg_master_key_file, mk);
-	else
+	if (!load_master_key(MASTER_CURRENT, mk))
 		ereport(ERROR,
 				(errcode(ERRCODE_LG_MASTER_KEY_MISSING),
 				 errmsg("no master key is configured for llm_gateway"),
@@ -282,63 +309,119 @@ lg_secret_encrypt(const char *plain, size_t len, const char *context)
 }
 
 /*
- * Open a sealed secret.  Errors name only the owner (a provider name), never
- * any byte of the secret.
+ * Open a sealed secret with the current master key, or with the previous
+ * one during a rotation.  Raises nothing for a secret that does not open:
+ * the caller says why (*plain is NULL then).
  */
-char *
-lg_secret_decrypt(const bytea *sealed,
-				  const char  *context,
-				  const char  *owner_name)
+LgSealStatus
+lg_secret_open(const bytea *sealed, const char *context, char **plain)
 {
 	const unsigned char *p = (const unsigned char *) VARDATA_ANY(sealed);
 	size_t               total = VARSIZE_ANY_EXHDR(sealed);
 	size_t               len;
 	MasterKey            mk;
-	char                *plain;
+	MasterKey            previous;
 	bool                 ok;
 
+	*plain = NULL;
 	if (total < HEADER_LEN + TAG_LEN || p[0] != SEAL_VERSION)
-		ereport(ERROR,
-				(errcode(ERRCODE_LG_SECRET_UNREADABLE),
-				 errmsg("the stored API key of provider \"%s\" is not in a "
-						"format this version understands",
-						owner_name),
-				 errhint("Set the key again with llm_provider_set().")));
+		return LG_SEAL_BAD_FORMAT;
 	get_master_key(&mk);
 	if (memcmp(p + 1, mk.id, KEY_ID_LEN) != 0)
 	{
 		explicit_bzero(&mk, sizeof(mk));
-		ereport(ERROR,
-				(errcode(ERRCODE_LG_SECRET_UNREADABLE),
-				 errmsg("the API key of provider \"%s\" was encrypted with a "
-						"different master key",
-						owner_name),
-				 errhint("Restore the master key it was stored with, or set "
-						 "the key again with llm_provider_set().")));
+		if (!load_master_key(MASTER_PREVIOUS, &previous) ||
+			memcmp(p + 1, previous.id, KEY_ID_LEN) != 0)
+		{
+			explicit_bzero(&previous, sizeof(previous));
+			return LG_SEAL_OTHER_KEY;
+		}
+		mk = previous;
+		explicit_bzero(&previous, sizeof(previous));
 	}
 	len = total - HEADER_LEN - TAG_LEN;
-	plain = palloc(len + 1);
+	*plain = palloc(len + 1);
 	ok = aes_gcm(false,
 				 mk.key,
 				 p + 1 + KEY_ID_LEN,
 				 context,
 				 p + HEADER_LEN,
 				 (int) len,
-				 (unsigned char *) plain,
+				 (unsigned char *) *plain,
 				 (unsigned char *) p + HEADER_LEN + len);
 	explicit_bzero(&mk, sizeof(mk));
 	if (!ok)
 	{
-		explicit_bzero(plain, len + 1);
-		ereport(ERROR,
-				(errcode(ERRCODE_LG_SECRET_UNREADABLE),
-				 errmsg("the stored API key of provider \"%s\" failed its "
-						"integrity check",
-						owner_name),
-				 errhint("Set the key again with llm_provider_set().")));
+		explicit_bzero(*plain, len + 1);
+		pfree(*plain);
+		*plain = NULL;
+		return LG_SEAL_TAMPERED;
 	}
-	plain[len] = '\0';
-	return plain;
+	(*plain)[len] = '\0';
+	return LG_SEAL_OK;
+}
+
+/* Whether a sealed secret is sealed under the current master key. */
+bool
+lg_secret_is_current(const bytea *sealed)
+{
+	const unsigned char *p = (const unsigned char *) VARDATA_ANY(sealed);
+	MasterKey            mk;
+	bool                 current;
+
+	if (VARSIZE_ANY_EXHDR(sealed) < HEADER_LEN + TAG_LEN ||
+		p[0] != SEAL_VERSION)
+		return false;
+	get_master_key(&mk);
+	current = memcmp(p + 1, mk.id, KEY_ID_LEN) == 0;
+	explicit_bzero(&mk, sizeof(mk));
+	return current;
+}
+
+/*
+ * Open a sealed secret or raise why not.  Errors name only the owner (a
+ * provider name), never any byte of the secret.
+ */
+char *
+lg_secret_decrypt(const bytea *sealed,
+				  const char  *context,
+				  const char  *owner_name)
+{
+	char *plain;
+
+	switch (lg_secret_open(sealed, context, &plain))
+	{
+		case LG_SEAL_OK:
+			return plain;
+		case LG_SEAL_BAD_FORMAT:
+			ereport(ERROR,
+					(errcode(ERRCODE_LG_SECRET_UNREADABLE),
+					 errmsg("the stored API key of provider \"%s\" is not in "
+							"a format this version understands",
+							owner_name),
+					 errhint("Set the key again with llm_provider_set().")));
+			break;
+		case LG_SEAL_OTHER_KEY:
+			ereport(ERROR,
+					(errcode(ERRCODE_LG_SECRET_UNREADABLE),
+					 errmsg("the API key of provider \"%s\" was encrypted "
+							"with a different master key",
+							owner_name),
+					 errhint(
+						 "Restore the master key it was stored with (as "
+						 "llm_gateway.previous_master_key while rotating), "
+						 "or set the key again with llm_provider_set().")));
+			break;
+		case LG_SEAL_TAMPERED:
+			ereport(ERROR,
+					(errcode(ERRCODE_LG_SECRET_UNREADABLE),
+					 errmsg("the stored API key of provider \"%s\" failed its "
+							"integrity check",
+							owner_name),
+					 errhint("Set the key again with llm_provider_set().")));
+			break;
+	}
+	return NULL; /* keep the compiler quiet */
 }
 
 void

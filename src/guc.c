@@ -15,6 +15,9 @@
 bool  lg_enabled = true;
 char *lg_master_key = NULL;
 char *lg_master_key_file = NULL;
+char *lg_previous_master_key = NULL;
+char *lg_previous_master_key_file = NULL;
+char *lg_allowed_http_hosts = NULL;
 int   lg_timeout_ms = 60000;
 int   lg_connect_timeout_ms = 10000;
 int   lg_max_response_kb = 8 * 1024;
@@ -36,6 +39,13 @@ static const char *
 show_master_key(void)
 {
 	return (lg_master_key && lg_master_key[0]) ? "(set)" : "(not set)";
+}
+
+static const char *
+show_previous_master_key(void)
+{
+	return (lg_previous_master_key && lg_previous_master_key[0]) ? "(set)"
+																 : "(not set)";
 }
 
 void
@@ -79,6 +89,47 @@ lg_define_settings(void)
 							   NULL,
 							   NULL,
 							   NULL);
+
+	DefineCustomStringVariable(
+		"llm_gateway.previous_master_key",
+		"The master key being rotated away from.",
+		"While set, keys sealed under it still open; "
+		"llm_rotate_master_key() re-seals them under llm_gateway.master_key. "
+		"Never shown.",
+		&lg_previous_master_key,
+		"",
+		PGC_SIGHUP,
+		GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+		NULL,
+		NULL,
+		show_previous_master_key);
+
+	DefineCustomStringVariable("llm_gateway.previous_master_key_file",
+							   "File holding the master key being rotated "
+							   "away from, used when "
+							   "llm_gateway.previous_master_key is empty.",
+							   "Must be private to the server, like "
+							   "llm_gateway.master_key_file.",
+							   &lg_previous_master_key_file,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY,
+							   NULL,
+							   NULL,
+							   NULL);
+
+	DefineCustomStringVariable(
+		"llm_gateway.allowed_http_hosts",
+		"Hosts other than loopback the gateway may reach over plain http.",
+		"Comma-separated host names or addresses; every other remote host "
+		"must be reached over https.",
+		&lg_allowed_http_hosts,
+		"",
+		PGC_SIGHUP,
+		0,
+		NULL,
+		NULL,
+		NULL);
 
 	DefineCustomIntVariable("llm_gateway.timeout_ms",
 							"Default total time allowed for one provider "

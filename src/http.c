@@ -365,6 +365,7 @@ lg_http_send(const LgHttpRequest *req, LgHttpResponse *resp)
 	volatile bool added = false;
 	ListCell     *lc;
 
+	lg_url_check(req->url, "the request");
 	memset(resp, 0, sizeof(*resp));
 	memset(&t, 0, sizeof(t));
 	t.max = (size_t) lg_max_response_kb * 1024;

@@ -48,6 +48,8 @@
 #define ERRCODE_LG_NO_PROVIDER_AVAILABLE MAKE_SQLSTATE('L', 'G', '0', '3', '1')
 #define ERRCODE_LG_MASTER_KEY_MISSING    MAKE_SQLSTATE('L', 'G', '0', '5', '0')
 #define ERRCODE_LG_SECRET_UNREADABLE     MAKE_SQLSTATE('L', 'G', '0', '5', '1')
+#define ERRCODE_LG_KEY_SOURCE            MAKE_SQLSTATE('L', 'G', '0', '5', '2')
+#define ERRCODE_LG_URL_REFUSED           MAKE_SQLSTATE('L', 'G', '0', '5', '3')
 #define ERRCODE_LG_SPEND_QUEUE_FULL      MAKE_SQLSTATE('L', 'G', '0', '6', '0')
 #define ERRCODE_LG_NOT_PRELOADED         MAKE_SQLSTATE('L', 'G', '0', '9', '0')
 
@@ -55,6 +57,9 @@
 extern bool  lg_enabled;
 extern char *lg_master_key;
 extern char *lg_master_key_file;
+extern char *lg_previous_master_key;
+extern char *lg_previous_master_key_file;
+extern char *lg_allowed_http_hosts;
 extern int   lg_timeout_ms;
 extern int   lg_connect_timeout_ms;
 extern int   lg_max_response_kb;
@@ -132,10 +137,12 @@ typedef struct LgProvider
 {
 	char          *name;
 	LgProviderKind kind;
-	char          *base_url;    /* without trailing slash */
-	bytea         *api_key_enc; /* NULL when the provider needs no key */
-	char          *api_version; /* azure_openai only, may be NULL */
-	int32          timeout_ms;  /* 0: the setting's default */
+	char          *base_url;           /* without trailing slash */
+	bytea         *api_key_enc;        /* sealed key; NULL when not stored */
+	char          *api_key_env;        /* or: server environment variable */
+	char          *api_key_file;       /* or: file holding the key */
+	char          *api_version;        /* azure_openai only, may be NULL */
+	int32          timeout_ms;         /* 0: the setting's default */
 	int32          connect_timeout_ms; /* 0: the setting's default */
 	List          *headers;            /* extra "Name: value" strings */
 	int32          priority;
@@ -254,6 +261,26 @@ extern char *lg_secret_decrypt(const bytea *sealed,
 							   const char  *context,
 							   const char  *owner_name);
 extern void  lg_secret_free(char *secret);
+
+typedef enum LgSealStatus
+{
+	LG_SEAL_OK,
+	LG_SEAL_BAD_FORMAT,
+	LG_SEAL_OTHER_KEY, /* neither the current nor the previous master key */
+	LG_SEAL_TAMPERED
+} LgSealStatus;
+
+extern LgSealStatus
+lg_secret_open(const bytea *sealed, const char *context, char **plain);
+extern bool lg_secret_is_current(const bytea *sealed);
+struct stat;
+extern bool lg_file_is_private(const struct stat *st);
+
+/* ---- where a provider's key comes from (key_source.c) ---- */
+extern char *lg_provider_key(const LgProvider *p);
+
+/* ---- outbound URLs (url_policy.c) ---- */
+extern void lg_url_check(const char *url, const char *what);
 
 /* ---- providers (provider.c, provider_*.c) ---- */
 typedef struct LgUsage

@@ -40,6 +40,8 @@ enum
 	D_KIND,
 	D_BASE_URL,
 	D_KEY,
+	D_KEY_ENV,
+	D_KEY_FILE,
 	D_API_VERSION,
 	D_TIMEOUT,
 	D_CONNECT_TIMEOUT,
@@ -71,7 +73,8 @@ static const char *const deployment_sql =
 	"1000000)::int8,"
 	"       coalesce(d.max_output_tokens, 0), coalesce(d.context_window, 0),"
 	"       d.priority, d.weight, d.enabled, p.status,"
-	"       p.kind, p.base_url, p.api_key_enc, p.api_version,"
+	"       p.kind, p.base_url, p.api_key_enc, p.api_key_env, p.api_key_file,"
+	"       p.api_version,"
 	"       coalesce(p.timeout_ms, 0), coalesce(p.connect_timeout_ms, 0),"
 	"       ARRAY(SELECT h.key || ': ' || h.value FROM "
 	"jsonb_each_text(p.headers) h),"
@@ -207,6 +210,8 @@ load_provider(LgProvider *p, int row, MemoryContext cxt)
 	if (!lg_kind_parse(kind, &p->kind))
 		elog(ERROR, "provider \"%s\" has unknown kind \"%s\"", p->name, kind);
 	p->base_url = lg_spi_text(row, D_BASE_URL, cxt);
+	p->api_key_env = lg_spi_text(row, D_KEY_ENV, cxt);
+	p->api_key_file = lg_spi_text(row, D_KEY_FILE, cxt);
 	p->api_version = lg_spi_text(row, D_API_VERSION, cxt);
 	p->timeout_ms = lg_spi_int32(row, D_TIMEOUT);
 	p->connect_timeout_ms = lg_spi_int32(row, D_CONNECT_TIMEOUT);

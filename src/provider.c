@@ -543,10 +543,9 @@ lg_attempt_run(LgAttempt            *a,
 								  dep->provider.connect_timeout_ms > 0
 									  ? dep->provider.connect_timeout_ms
 									  : lg_connect_timeout_ms);
-	if (dep->provider.api_key_enc != NULL)
-		key = lg_secret_decrypt(dep->provider.api_key_enc,
-								psprintf("provider:%s", dep->provider.name),
-								dep->provider.name);
+	lg_url_check(dep->provider.base_url,
+				 psprintf("provider \"%s\"", dep->provider.name));
+	key = lg_provider_key(&dep->provider);
 	PG_TRY();
 	{
 		ops->build(req, dep, key, &http);

@@ -38,7 +38,11 @@ CREATE TABLE llm_gateway.providers (
     base_url            text NOT NULL
                         CHECK (base_url ~ '^https?://[^/?#@[:space:]]+(/[^?#[:space:]]*)?$'
                                AND base_url !~ '/$'),
-    api_key_enc         bytea,              -- AES-256-GCM, see README "Secrets"
+    api_key_enc         bytea,              -- AES-256-GCM, see README "Security"
+    api_key_env         text                -- or: a server environment variable
+                        CHECK (api_key_env ~ '^[A-Za-z_][A-Za-z0-9_]{0,127}$'),
+    api_key_file        text                -- or: a file private to the server
+                        CHECK (api_key_file ~ '^/[^[:cntrl:]]*$' AND length(api_key_file) <= 1024),
     api_version         text,               -- azure_openai api-version
     priority            integer NOT NULL DEFAULT 100,
     weight              integer NOT NULL DEFAULT 1 CHECK (weight > 0),
@@ -59,7 +63,8 @@ CREATE TABLE llm_gateway.providers (
     breaker_successes   integer NOT NULL DEFAULT 3 CHECK (breaker_successes BETWEEN 1 AND 1000),
     breaker_probes      integer NOT NULL DEFAULT 1 CHECK (breaker_probes BETWEEN 1 AND 100),
     created_at          timestamptz NOT NULL DEFAULT now(),
-    updated_at          timestamptz NOT NULL DEFAULT now()
+    updated_at          timestamptz NOT NULL DEFAULT now(),
+    CHECK (num_nonnulls(api_key_enc, api_key_env, api_key_file) <= 1)
 );
 COMMENT ON TABLE llm_gateway.providers IS
     'Provider endpoints and their sealed API keys; change with llm_provider_set()';

@@ -10,6 +10,21 @@ LANGUAGE C STRICT VOLATILE
 AS 'MODULE_PATHNAME', 'llm_gateway_secret_encrypt';
 REVOKE ALL ON FUNCTION llm_gateway.secret_encrypt(text, text) FROM PUBLIC;
 
+-- Why this server cannot read the key an api_key_env / api_key_file names
+-- right now (NULL: it can); never the key itself.
+CREATE FUNCTION llm_gateway.key_source_problem(env text, file text)
+RETURNS text
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'llm_gateway_key_source_problem';
+REVOKE ALL ON FUNCTION llm_gateway.key_source_problem(text, text) FROM PUBLIC;
+
+-- Raises LG053 unless the gateway may send requests to url (only http and
+-- https; plain http only to loopback and llm_gateway.allowed_http_hosts).
+CREATE FUNCTION llm_gateway.url_check(url text, what text)
+RETURNS void
+LANGUAGE C STABLE
+AS 'MODULE_PATHNAME', 'llm_gateway_url_check';
+
 CREATE FUNCTION llm_gateway.config_error(what text, message text, hint text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql
@@ -206,6 +221,7 @@ BEGIN
             '"base_url" must be a plain URL without credentials, query or fragment',
             'Put the API key in "api_key", never in the URL.');
     END IF;
+    PERFORM llm_gateway.url_check(u, '"base_url"');
     RETURN u;
 END
 $$;
@@ -251,7 +267,12 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT (to_jsonb(p) - 'api_key_enc')
-           || jsonb_build_object('api_key_set', p.api_key_enc IS NOT NULL,
+           || jsonb_build_object('api_key_set', num_nonnulls(p.api_key_enc, p.api_key_env,
+                                                             p.api_key_file) > 0,
+                                 'key_source', CASE WHEN p.api_key_enc IS NOT NULL THEN 'sealed'
+                                                    WHEN p.api_key_env IS NOT NULL THEN 'env'
+                                                    WHEN p.api_key_file IS NOT NULL THEN 'file'
+                                               END,
                                  'enabled', p.status = 'active')
       FROM llm_gateway.providers p
      WHERE p.name = provider_name

@@ -13,7 +13,7 @@ AS $$
 #variable_conflict use_column
 DECLARE
     c jsonb := llm_gateway.config_check(config,
-        ARRAY['base_url', 'api_key', 'api_version', 'priority', 'weight', 'rpm', 'tpm',
+        ARRAY['base_url', 'api_key', 'api_key_env', 'api_key_file', 'api_version', 'priority', 'weight', 'rpm', 'tpm',
               'max_concurrency', 'timeout_ms', 'connect_timeout_ms', 'headers', 'enabled',
               'status', 'breaker_failures', 'breaker_cooldown_ms', 'breaker_successes',
               'breaker_probes'],
@@ -65,6 +65,47 @@ BEGIN
             format('kind "%s" has no default endpoint: "base_url" is required', p.kind),
             'For Azure OpenAI, base_url is https://<resource>.openai.azure.com.');
     END IF;
+    IF (c ? 'api_key')::int + (c ? 'api_key_env')::int + (c ? 'api_key_file')::int > 1 THEN
+        PERFORM llm_gateway.config_error('provider',
+            'give one of "api_key", "api_key_env" and "api_key_file"');
+    END IF;
+    IF c ? 'api_key_env' AND jsonb_typeof(c -> 'api_key_env') <> 'null' THEN
+        IF jsonb_typeof(c -> 'api_key_env') <> 'string'
+           OR (c ->> 'api_key_env') !~ '^[A-Za-z_][A-Za-z0-9_]{0,127}$' THEN
+            PERFORM llm_gateway.config_error('provider',
+                '"api_key_env" must be the name of an environment variable (letters, digits, "_")');
+        END IF;
+        p.api_key_enc := NULL;
+        p.api_key_file := NULL;
+        p.api_key_env := c ->> 'api_key_env';
+    ELSIF c ? 'api_key_env' THEN
+        p.api_key_env := NULL;
+    END IF;
+    IF c ? 'api_key_file' AND jsonb_typeof(c -> 'api_key_file') <> 'null' THEN
+        IF jsonb_typeof(c -> 'api_key_file') <> 'string'
+           OR (c ->> 'api_key_file') !~ '^/[^[:cntrl:]]*$' OR length(c ->> 'api_key_file') > 1024 THEN
+            PERFORM llm_gateway.config_error('provider',
+                '"api_key_file" must be an absolute path (at most 1024 bytes, no control characters)');
+        END IF;
+        p.api_key_enc := NULL;
+        p.api_key_env := NULL;
+        p.api_key_file := c ->> 'api_key_file';
+    ELSIF c ? 'api_key_file' THEN
+        p.api_key_file := NULL;
+    END IF;
+    IF (c ? 'api_key_env' AND p.api_key_env IS NOT NULL)
+       OR (c ? 'api_key_file' AND p.api_key_file IS NOT NULL) THEN
+        -- configured ahead of the server's environment or file: say so, do not refuse
+        DECLARE
+            problem text := llm_gateway.key_source_problem(p.api_key_env, p.api_key_file);
+        BEGIN
+            IF problem IS NOT NULL THEN
+                RAISE WARNING 'provider "%": its API key cannot be read yet', p_name
+                    USING DETAIL = 'The ' || problem || '.',
+                          HINT = 'Calls through this provider fail with LG052 until it can.';
+            END IF;
+        END;
+    END IF;
     IF c ? 'api_key' THEN
         IF jsonb_typeof(c -> 'api_key') = 'null' THEN
             p.api_key_enc := NULL;
@@ -74,6 +115,8 @@ BEGIN
                 '"api_key" must be a non-empty string without spaces or control characters');
         ELSE
             p.api_key_enc := llm_gateway.secret_encrypt(c ->> 'api_key', 'provider:' || p_name);
+            p.api_key_env := NULL;
+            p.api_key_file := NULL;
         END IF;
     END IF;
     IF c ? 'api_version' THEN
@@ -132,7 +175,8 @@ BEGIN
     INSERT INTO llm_gateway.providers AS t VALUES (p.*)
     ON CONFLICT (name) DO UPDATE
        SET kind = EXCLUDED.kind, base_url = EXCLUDED.base_url,
-           api_key_enc = EXCLUDED.api_key_enc, api_version = EXCLUDED.api_version,
+           api_key_enc = EXCLUDED.api_key_enc, api_key_env = EXCLUDED.api_key_env,
+           api_key_file = EXCLUDED.api_key_file, api_version = EXCLUDED.api_version,
            priority = EXCLUDED.priority, weight = EXCLUDED.weight,
            rpm = EXCLUDED.rpm, tpm = EXCLUDED.tpm,
            max_concurrency = EXCLUDED.max_concurrency,
@@ -165,6 +209,18 @@ BEGIN
     RETURN FOUND;
 END
 $$;
+
+-- Re-seal every stored provider key under llm_gateway.master_key (those
+-- sealed under llm_gateway.previous_master_key); README "Rotating the
+-- master key".
+CREATE FUNCTION @extschema@.llm_rotate_master_key()
+RETURNS jsonb
+LANGUAGE C VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'llm_gateway_rotate_master_key';
+COMMENT ON FUNCTION @extschema@.llm_rotate_master_key() IS
+    'Re-seal every stored provider key under the current master key';
 
 CREATE FUNCTION @extschema@.llm_model_set(model text, provider text, config jsonb DEFAULT '{}')
 RETURNS jsonb

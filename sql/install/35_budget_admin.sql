@@ -118,6 +118,7 @@ BEGIN
             PERFORM llm_gateway.config_error('budget',
                 '"webhook" must be an http:// or https:// URL without credentials');
         END IF;
+        PERFORM llm_gateway.url_check(b.webhook, '"webhook"');
     END IF;
     IF c ? 'enabled' THEN
         b.enabled := coalesce(llm_gateway.config_bool(c, 'enabled', 'budget'), true);

@@ -9,6 +9,8 @@ REVOKE ALL ON FUNCTION @extschema@.llm_tenant_delete(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.llm_route_set(text, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.llm_route_delete(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.llm_cache_purge(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.llm_rotate_master_key() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.llm_rotate_master_key() TO llm_gateway_admin;
 GRANT EXECUTE ON FUNCTION @extschema@.llm_route_set(text, jsonb) TO llm_gateway_admin;
 GRANT EXECUTE ON FUNCTION @extschema@.llm_route_delete(text) TO llm_gateway_admin;
 GRANT EXECUTE ON FUNCTION @extschema@.llm_cache_purge(text) TO llm_gateway_admin;

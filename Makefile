@@ -14,6 +14,7 @@ OBJS = \
 	src/key_source.o \
 	src/rotate.o \
 	src/url_policy.o \
+	src/log_redact.o \
 	src/http.o \
 	src/json_extract.o \
 	src/request.o \

@@ -26,6 +26,7 @@ _PG_init(void)
 						 "postgresql.conf and restart the server.")));
 
 	lg_define_settings();
+	lg_log_redact_init();
 	lg_shmem_init();
 	/* pg_upgrade starts the server in binary-upgrade mode: no worker then */
 	if (!IsBinaryUpgrade)

@@ -279,6 +279,9 @@ extern bool lg_file_is_private(const struct stat *st);
 /* ---- where a provider's key comes from (key_source.c) ---- */
 extern char *lg_provider_key(const LgProvider *p);
 
+/* ---- secrets kept out of the server log (log_redact.c) ---- */
+extern void lg_log_redact_init(void);
+
 /* ---- outbound URLs (url_policy.c) ---- */
 extern void lg_url_check(const char *url, const char *what);
 

@@ -181,7 +181,9 @@ combined; the last occurrence of a name wins.  An unknown NAME is a 400
                    UNAVAILABLE, 504 DEADLINE_EXCEEDED, other UNKNOWN.
                    429/503/529 send ``retry-after`` (default 1).
   code=TEXT        openai error code / anthropic error type / gemini status.
-  message=TEXT     error message text.
+  message=TEXT     error message text; ``{key}`` in it is replaced by the
+                   credential the request carried (the value of its auth
+                   header, as a careless provider would quote it back).
   retry_after=N    retry-after seconds (also sent on any error status if given).
   slow_ms=N        wait N ms before answering (in 50 ms slices; if the client
                    disconnects meanwhile the request is dropped silently).
@@ -1506,6 +1508,9 @@ def build_reply(proto: Protocol, ctx: RequestContext, conv: Conversation, d: Dir
         body = b""
     elif status >= 400:
         message = d.text("message")
+        if message is not None and "{key}" in message:
+            sent = next((ctx.headers[h] for h in AUTH_HEADERS if h in ctx.headers), "")
+            message = message.replace("{key}", sent)
         err = proto.directive_error(status, d.text("code"), message if message is not None else f"mock error {status}")
         err.retry_after = d.int("retry_after")
         body = to_json_bytes(proto.error_body(err, ctx.seq))

@@ -70,7 +70,7 @@ SHLIB_LINK = -lcurl -lcrypto
 REGRESS = setup admin crypto validation complete provider_errors anthropic gemini \
 	spend routing cache \
 	pricing budgets \
-	permissions timeout analytics catalog_cache secrets
+	permissions timeout analytics catalog_cache secrets bad_input
 REGRESS_OPTS = --temp-config=test/tmp/regress.conf --temp-instance=./tmp_check \
 	--no-locale --encoding=UTF8 \
 	--load-extension=plpgsql

@@ -11,10 +11,12 @@
 
 #include <math.h>
 
+#include "parser/scansup.h"
 #include "utils/numeric.h"
 
 #define MAX_LABEL_LEN      256
 #define MAX_STOP_SEQUENCES 4
+#define MAX_STOP_BYTES     1024
 
 typedef void (*FieldFn)(const char *key, JsonbValue *value, void *arg);
 
@@ -147,10 +149,21 @@ message_field(const char *key, JsonbValue *v, void *arg)
 						 "\"content\".")));
 }
 
+/* Whether s holds anything but ASCII white space. */
+static bool
+has_visible_text(const char *s)
+{
+	for (; *s; s++)
+		if (!scanner_isspace(*s))
+			return true;
+	return false;
+}
+
 static void
 parse_messages(LgRequest *req, Jsonb *messages)
 {
 	bool   has_user = false;
+	bool   has_text = false;
 	size_t limit = (size_t) lg_max_request_kb * 1024;
 
 	if (messages == NULL)
@@ -195,6 +208,7 @@ parse_messages(LgRequest *req, Jsonb *messages)
 							i,
 							mp.has_role ? "content" : "role")));
 		has_user |= (req->messages[i].role == LG_ROLE_USER);
+		has_text |= has_visible_text(req->messages[i].content);
 		req->content_bytes += strlen(req->messages[i].content);
 	}
 	if (!has_user)
@@ -202,6 +216,12 @@ parse_messages(LgRequest *req, Jsonb *messages)
 				(errcode(ERRCODE_LG_INVALID_MESSAGES),
 				 errmsg(
 					 "messages must contain at least one \"user\" message")));
+	/* a provider would bill (or refuse) a request that says nothing */
+	if (!has_text)
+		ereport(ERROR,
+				(errcode(ERRCODE_LG_INVALID_MESSAGES),
+				 errmsg("messages hold no text"),
+				 errdetail("Every message's content is empty or blank.")));
 	if (req->content_bytes > limit)
 		ereport(ERROR,
 				(errcode(ERRCODE_LG_INVALID_MESSAGES),
@@ -288,6 +308,20 @@ option_label(const char *key, const JsonbValue *v)
 	return jbv_cstring(v);
 }
 
+/* One stop sequence: a non-empty string of at most MAX_STOP_BYTES. */
+static char *
+stop_sequence(const JsonbValue *s)
+{
+	if (s->type != jbvString || s->val.string.len == 0)
+		option_error("stop", "a string or an array of non-empty strings", s);
+	if (s->val.string.len > MAX_STOP_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_LG_INVALID_OPTIONS),
+				 errmsg("a \"stop\" sequence is longer than %d bytes",
+						MAX_STOP_BYTES)));
+	return jbv_cstring(s);
+}
+
 static List *
 option_stop(const JsonbValue *v)
 {
@@ -296,7 +330,7 @@ option_stop(const JsonbValue *v)
 	int             n;
 
 	if (v->type == jbvString)
-		return list_make1(jbv_cstring(v));
+		return list_make1(stop_sequence(v));
 	if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
 		option_error("stop", "a string or an array of strings", v);
 	c = v->val.binary.data;
@@ -308,13 +342,8 @@ option_stop(const JsonbValue *v)
 						MAX_STOP_SEQUENCES)));
 	for (int i = 0; i < n; i++)
 	{
-		JsonbValue *s = getIthJsonbValueFromContainer(c, i);
-
-		if (s->type != jbvString || s->val.string.len == 0)
-			option_error("stop",
-						 "a string or an array of non-empty strings",
-						 s);
-		stop = lappend(stop, jbv_cstring(s));
+		stop =
+			lappend(stop, stop_sequence(getIthJsonbValueFromContainer(c, i)));
 	}
 	return stop;
 }

@@ -23,6 +23,7 @@ OBJS = \
 	src/catalog_cache.o \
 	src/plan.o \
 	src/provider.o \
+	src/provider_common.o \
 	src/provider_openai.o \
 	src/provider_anthropic.o \
 	src/provider_gemini.o \
@@ -36,6 +37,7 @@ OBJS = \
 	src/events.o \
 	src/router.o \
 	src/cache.o \
+	src/cache_key.o \
 	src/cache_read.o \
 	src/status.o \
 	src/ledger.o \
@@ -98,16 +100,17 @@ $(EXTENSION)--$(EXTVERSION).sql: $(INSTALL_PARTS) $(EXTENSION).control
 
 # pg_regress and the TAP suite separately, so the harness can count both even
 # when the first one fails.
-.PHONY: regress-installcheck tap-installcheck test demo bench bench-peers deps format format-check
+.PHONY: regress-installcheck tap-installcheck test demo bench bench-peers fuzz deps format format-check
+# Under valgrind (make test VALGRIND=1) the timing of timeout.sql cannot hold.
 regress-installcheck:
-	$(pg_regress_installcheck) $(REGRESS_OPTS) $(REGRESS)
+	$(pg_regress_installcheck) $(REGRESS_OPTS) $(if $(VALGRIND),$(filter-out timeout,$(REGRESS)),$(REGRESS))
 
 tap-installcheck:
 	$(prove_installcheck)
 
 # The two commands of the README.
 test:
-	bash test/run-tests.sh
+	SANITIZE=$(SANITIZE) VALGRIND=$(VALGRIND) bash test/run-tests.sh
 
 demo:
 	bash test/demo.sh
@@ -118,6 +121,10 @@ bench:
 # make bench, then the Portkey gateway (from npm) against the same upstream.
 bench-peers:
 	BENCH_PEERS=1 bash test/bench.sh
+
+# libFuzzer targets for the reply parsers and the cache key (test/fuzz).
+fuzz:
+	bash test/fuzz/run.sh run
 
 deps:
 	bash test/deps.sh

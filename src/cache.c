@@ -1,12 +1,7 @@
 /*
  * cache.c — the exact-match response cache.
  *
- * Key: SHA-256 over the canonical request — the scope (the tenant, or "*"
- * for tenants that share), the route's target models after alias
- * resolution, every message (role and text), and every option that changes
- * the answer (temperature, max_tokens, top_p, stop).  Each field is
- * length-prefixed, so no two requests can encode alike.  Options that do
- * not change the answer (labels, metadata, timeouts) are not in the key.
+ * Key: SHA-256 over the canonical request (cache_key.c).
  *
  * Entries live in the UNLOGGED table llm_gateway.cache, written in the
  * caller's transaction; only complete, successful answers of the route's
@@ -20,9 +15,6 @@
 
 #include "catalog/pg_type.h"
 
-#include <openssl/evp.h>
-
-#define KEY_VERSION      "llm_gateway cache v1"
 #define LAST_HIT_STEP    "10 seconds"
 #define LAST_HIT_STEP_MS 10000
 
@@ -62,53 +54,6 @@ static const char *const store_sql =
 static SPIPlanPtr touch_plan = NULL;
 static SPIPlanPtr store_plan = NULL;
 
-/* ---- the key ---- */
-
-static void
-digest_field(EVP_MD_CTX *ctx, const char *data, size_t len, bool *ok)
-{
-	uint32 n = (uint32) len;
-
-	*ok = *ok && EVP_DigestUpdate(ctx, &n, sizeof(n)) == 1 &&
-		  EVP_DigestUpdate(ctx, data, len) == 1;
-}
-
-static void
-digest_text(EVP_MD_CTX *ctx, const char *text, bool *ok)
-{
-	digest_field(ctx, text ? text : "", text ? strlen(text) : 0, ok);
-}
-
-/* Hash the canonical request.  No PostgreSQL call while ctx lives. */
-static bool
-compute_key(unsigned char    out[32],
-			const char      *scope,
-			const LgRequest *req,
-			const LgPlan    *plan,
-			const char      *max_tokens)
-{
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	bool ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
-	ListCell *lc;
-
-	digest_text(ctx, KEY_VERSION, &ok);
-	digest_text(ctx, scope, &ok);
-	digest_text(ctx, plan->cache_model, &ok);
-	for (int i = 0; i < req->nmessages && ok; i++)
-	{
-		digest_text(ctx, lg_role_name(req->messages[i].role), &ok);
-		digest_text(ctx, req->messages[i].content, &ok);
-	}
-	digest_text(ctx, req->opt.temperature, &ok);
-	digest_text(ctx, max_tokens, &ok);
-	digest_text(ctx, req->opt.top_p, &ok);
-	foreach (lc, req->opt.stop)
-		digest_text(ctx, (const char *) lfirst(lc), &ok);
-	ok = ok && EVP_DigestFinal_ex(ctx, out, NULL) == 1;
-	EVP_MD_CTX_free(ctx);
-	return ok;
-}
-
 /*
  * Decide whether this call uses the cache and compute its key; false when
  * it does not (disabled, "bypass", tenant scope "off", TTL 0).
@@ -128,13 +73,13 @@ lg_cache_prepare(LgCacheKey      *key,
 	key->scope =
 		tenant->cache_scope == LG_CACHE_SCOPE_SHARED ? "*" : tenant->tenant;
 	key->lookup = req->opt.cache == LG_CACHE_DEFAULT;
-	if (!compute_key(key->hash,
-					 key->scope,
-					 req,
-					 plan,
-					 req->opt.max_tokens > 0
-						 ? psprintf("%d", req->opt.max_tokens)
-						 : NULL))
+	if (!lg_cache_key_hash(key->hash,
+						   key->scope,
+						   req,
+						   plan->cache_model,
+						   req->opt.max_tokens > 0
+							   ? psprintf("%d", req->opt.max_tokens)
+							   : NULL))
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not compute a cache key")));

@@ -123,6 +123,7 @@ extern void        lg_request_parse(LgRequest *req,
 									Jsonb     *messages,
 									Jsonb     *options);
 extern const char *lg_role_name(LgRole role);
+extern bool        lg_role_parse(const char *s, int len, LgRole *role);
 
 /* ---- catalog lookups (catalog.c) ---- */
 typedef enum LgProviderKind
@@ -521,6 +522,16 @@ typedef struct LgCacheHit
 	int64   cost_picousd; /* what that call cost: what a hit saves */
 } LgCacheHit;
 
+extern void lg_cache_key_canonical(StringInfo       out,
+								   const char      *scope,
+								   const LgRequest *req,
+								   const char      *model,
+								   const char      *max_tokens);
+extern bool lg_cache_key_hash(unsigned char    hash[32],
+							  const char      *scope,
+							  const LgRequest *req,
+							  const char      *model,
+							  const char      *max_tokens);
 extern bool lg_cache_prepare(LgCacheKey      *key,
 							 const LgRequest *req,
 							 const LgPlan    *plan,

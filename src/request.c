@@ -20,14 +20,6 @@
 
 typedef void (*FieldFn)(const char *key, JsonbValue *value, void *arg);
 
-static const char *const role_names[] = {"system", "user", "assistant"};
-
-const char *
-lg_role_name(LgRole role)
-{
-	return role_names[role];
-}
-
 static const char *
 jbv_type_name(const JsonbValue *v)
 {
@@ -106,15 +98,9 @@ message_field(const char *key, JsonbValue *v, void *arg)
 
 	if (strcmp(key, "role") == 0)
 	{
-		int r;
-
-		for (r = 0; r < (int) lengthof(role_names); r++)
-			if (v->type == jbvString &&
-				(int) strlen(role_names[r]) == v->val.string.len &&
-				strncmp(role_names[r], v->val.string.val, v->val.string.len) ==
-					0)
-				break;
-		if (r == (int) lengthof(role_names))
+		if (v->type != jbvString || !lg_role_parse(v->val.string.val,
+												   v->val.string.len,
+												   &mp->msg->role))
 			ereport(ERROR,
 					(errcode(ERRCODE_LG_INVALID_MESSAGES),
 					 errmsg("messages[%d].role must be \"system\", \"user\" "
@@ -125,7 +111,6 @@ message_field(const char *key, JsonbValue *v, void *arg)
 									 clipped(v->val.string.val,
 											 v->val.string.len))
 						 : errdetail("Got %s.", jbv_type_name(v))));
-		mp->msg->role = (LgRole) r;
 		mp->has_role = true;
 	}
 	else if (strcmp(key, "content") == 0)

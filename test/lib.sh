@@ -23,10 +23,11 @@ lg_setup_users() {
     fi
 }
 
-# lg_build_install CFLAGS: clean build with the given warning flags, install.
+# lg_build_install CFLAGS [LDFLAGS]: clean build with the given compiler
+# (and linker) flags, install.
 lg_build_install() {
     make -s clean PG_CONFIG="$PG_CONFIG" >/dev/null 2>&1
-    make -s PG_CONFIG="$PG_CONFIG" PG_CFLAGS="$1" || return 1
+    make -s PG_CONFIG="$PG_CONFIG" PG_CFLAGS="$1" PG_LDFLAGS="${2:-}" || return 1
     "${AS_ROOT[@]}" make -s install PG_CONFIG="$PG_CONFIG" >/dev/null || return 1
 }
 

@@ -11,6 +11,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 LG_ROOT=$PWD
 . test/lib.sh
+. test/checkers.sh
 
 CFLAGS_STRICT="-Wall -Wextra -Werror"
 
@@ -18,18 +19,22 @@ say() { printf '== %s\n' "$*"; }
 die() { printf 'make test: %s\n' "$*" >&2; echo "0 passed, 1 failed"; exit 1; }
 
 bash test/deps.sh || die "could not install the packages the tests need"
+if [ -n "$VALGRIND" ]; then
+    bash test/deps.sh valgrind || die "could not install valgrind"
+fi
 lg_setup_users
 
 say "format"
 bash test/format-check.sh || die "src/ is not formatted as .clang-format says (run make format)"
 
-say "build and install (PG_CFLAGS=$CFLAGS_STRICT)"
-lg_build_install "$CFLAGS_STRICT" || die "build or install failed"
+say "build and install (PG_CFLAGS=$CFLAGS_STRICT $CHECK_CFLAGS)"
+lg_build_install "$CFLAGS_STRICT $CHECK_CFLAGS" "$CHECK_LDFLAGS" || die "build or install failed"
 
 WORK=$(lg_scratch_dir test) || die "no scratch directory"
 cp -a Makefile llm_gateway.control sql expected test "$WORK"/
 rm -rf "$WORK/test/tmp"
 mkdir -p "$WORK/test/tmp"
+lg_checkers_setup "$WORK/test/tmp" || die "the tools of SANITIZE=1 or VALGRIND=1 are missing"
 [ "$(id -u)" -eq 0 ] && chown -R "$TEST_USER" "$WORK"
 
 MOCK_PID=
@@ -75,15 +80,16 @@ tap_rc=0
 if [ "${TEST_REGRESS:-}" != none ]; then
     say "pg_regress"
     # secrets.sql reads a provider key from the server's environment
-    "${RUN_AS[@]}" env LG_REGRESS_API_KEY=sk-mock-0123456789abcdef \
-        make -C "$WORK" -s regress-installcheck PG_CONFIG="$PG_CONFIG" \
+    "${RUN_AS[@]}" "${CHECK_ENV[@]}" env LG_REGRESS_API_KEY=sk-mock-0123456789abcdef \
+        EXTRA_REGRESS_OPTS="$EXTRA_REGRESS" \
+        make -C "$WORK" -s regress-installcheck PG_CONFIG="$PG_CONFIG" VALGRIND="$VALGRIND" \
         "${regress_make[@]}" 2>&1 | tee "$WORK/test/tmp/regress.log"
     regress_rc=${PIPESTATUS[0]}
 fi
 
 if [ "${TEST_TAP:-}" != none ]; then
     say "TAP"
-    "${RUN_AS[@]}" make -C "$WORK" -s tap-installcheck PG_CONFIG="$PG_CONFIG" \
+    "${RUN_AS[@]}" "${CHECK_ENV[@]}" make -C "$WORK" -s tap-installcheck PG_CONFIG="$PG_CONFIG" \
         PROVE_FLAGS="-I test/t -v" "${tap_make[@]}" 2>&1 | tee "$WORK/test/tmp/tap.log"
     tap_rc=${PIPESTATUS[0]}
 fi
@@ -100,6 +106,16 @@ t_dead=$(count '^[^ ]*t/[^ ]+ +\(Wstat: [1-9][0-9]* (\(exited [0-9]+\) )?Tests: 
 [ "$tap_rc" -ne 0 ] && [ $((t_bad + t_dead)) -eq 0 ] && t_dead=1
 passed=$((r_ok + t_ok))
 failed=$((r_bad + t_bad + t_dead))
+if [ -n "$SANITIZE$VALGRIND" ]; then
+    reports=$(lg_checkers_reports "$WORK/test/tmp")
+    say "${SANITIZE:+sanitizer}${VALGRIND:+valgrind} reports in llm_gateway: $reports"
+    failed=$((failed + reports))
+fi
+if [ -n "$SANITIZE" ]; then
+    # AddressSanitizer on the parsers, outside the server (test/checkers.sh)
+    say "fuzz corpora under AddressSanitizer"
+    if bash test/fuzz/run.sh replay; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+fi
 
 if [ -s "$WORK/regression.diffs" ]; then
     say "regression.diffs"

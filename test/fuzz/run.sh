@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# make fuzz: build the libFuzzer targets (clang, AddressSanitizer + UBSan)
+# outside the server and run each for a bounded time.
+#
+#   test/fuzz/run.sh run      each target FUZZ_SECONDS (default 60) from its
+#                             checked-in corpus (test/fuzz/corpus/TARGET);
+#                             new inputs go to a scratch directory, a crash
+#                             is saved in test/fuzz/crashes/ and fails the run
+#   test/fuzz/run.sh replay   every checked-in input once through each
+#                             target (make test SANITIZE=1 does this)
+#
+# Targets: openai_reply, anthropic_reply, gemini_reply (each protocol's
+# reply and error parsers) and cache_key (the cache key's canonical form
+# is injective).  An input that once crashed a target is kept in its corpus
+# as a regression.
+set -euo pipefail
+
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+MODE=${1:-run}
+SECONDS_EACH=${FUZZ_SECONDS:-60}
+. test/lib.sh
+bash test/deps.sh clang
+OUT=$(mktemp -d "${TMPDIR:-/tmp}/llm_gateway-fuzz.XXXXXX")
+trap 'rm -rf "$OUT"' EXIT
+
+SERVER_INC=$("$PG_CONFIG" --includedir-server)
+PGLIB=$("$PG_CONFIG" --pkglibdir)
+CFLAGS=(-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined
+        -fno-sanitize-recover=undefined -I src -I test/fuzz -isystem "$SERVER_INC")
+LIBS=(-Wl,--gc-sections "$PGLIB/libpgcommon.a" "$PGLIB/libpgport.a" -lcrypto)
+
+echo "== build"
+for f in provider_common provider_openai provider_anthropic provider_gemini json_extract cache_key; do
+    clang "${CFLAGS[@]}" -fsanitize=fuzzer-no-link -ffunction-sections -fdata-sections \
+        -c -o "$OUT/$f.o" "src/$f.c"
+done
+for f in shim stubs; do
+    clang "${CFLAGS[@]}" -fsanitize=fuzzer-no-link -c -o "$OUT/$f.o" "test/fuzz/$f.c"
+done
+COMMON=("$OUT/provider_common.o" "$OUT/json_extract.o" "$OUT/shim.o" "$OUT/stubs.o")
+for p in openai anthropic gemini; do
+    clang "${CFLAGS[@]}" -fsanitize=fuzzer -DFUZZ_OPS="lg_${p}_ops" -o "$OUT/${p}_reply" \
+        test/fuzz/fuzz_reply.c "$OUT/provider_$p.o" "${COMMON[@]}" "${LIBS[@]}"
+done
+clang "${CFLAGS[@]}" -fsanitize=fuzzer -o "$OUT/cache_key" \
+    test/fuzz/fuzz_cache_key.c "$OUT/cache_key.o" "${COMMON[@]}" "${LIBS[@]}"
+
+corpus_of() { # TARGET -> its checked-in corpus directory
+    case $1 in
+        *_reply) echo "test/fuzz/corpus/${1%_reply}" ;;
+        *) echo "test/fuzz/corpus/$1" ;;
+    esac
+}
+
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+failed=0
+for t in openai_reply anthropic_reply gemini_reply cache_key; do
+    corpus=$(corpus_of "$t")
+    if [ "$MODE" = replay ]; then
+        echo "== replay $t ($(ls "$corpus" | wc -l) inputs)"
+        "$OUT/$t" -runs=0 "$corpus" >"$OUT/$t.log" 2>&1 || { cat "$OUT/$t.log"; failed=$((failed + 1)); }
+    else
+        echo "== fuzz $t for ${SECONDS_EACH}s"
+        mkdir -p "$OUT/work-$t" "$ROOT/test/fuzz/crashes"
+        if ! "$OUT/$t" -max_total_time="$SECONDS_EACH" -max_len=65536 -timeout=10 \
+                -artifact_prefix="$ROOT/test/fuzz/crashes/$t-" \
+                "$OUT/work-$t" "$corpus" >"$OUT/$t.log" 2>&1; then
+            tail -40 "$OUT/$t.log"
+            failed=$((failed + 1))
+        fi
+        grep -E '^Done [0-9]+ runs' "$OUT/$t.log" | sed 's/^/   /' || true
+    fi
+done
+echo "fuzz: $failed of 4 targets failed"
+[ "$failed" -eq 0 ]

@@ -284,6 +284,7 @@ extern char *lg_provider_key(const LgProvider *p);
 extern void lg_log_redact_init(void);
 
 /* ---- outbound URLs (url_policy.c) ---- */
+extern bool lg_url_is_allowed(const char *url);
 extern void lg_url_check(const char *url, const char *what);
 
 /* ---- providers (provider.c, provider_*.c) ---- */

@@ -358,8 +358,10 @@ lg_attempt_run(LgAttempt            *a,
 								  dep->provider.connect_timeout_ms > 0
 									  ? dep->provider.connect_timeout_ms
 									  : lg_connect_timeout_ms);
-	lg_url_check(dep->provider.base_url,
-				 psprintf("provider \"%s\"", dep->provider.name));
+	/* before the attempt counts as sent; lg_http_send checks again */
+	if (!lg_url_is_allowed(dep->provider.base_url))
+		lg_url_check(dep->provider.base_url,
+					 psprintf("provider \"%s\"", dep->provider.name));
 	key = lg_provider_key(&dep->provider);
 	PG_TRY();
 	{

@@ -76,6 +76,28 @@ is_listed(const char *host)
 }
 
 /*
+ * Whether url may be requested: cheap, so callers can test before paying
+ * for the label lg_url_check's message needs.
+ */
+bool
+lg_url_is_allowed(const char *url)
+{
+	char *host;
+	bool  ok;
+
+	if (pg_strncasecmp(url, "https://", 8) == 0)
+		return true;
+	if (pg_strncasecmp(url, "http://", 7) != 0)
+		return false;
+	host = http_host(url);
+	if (host == NULL)
+		return false;
+	ok = is_loopback(host) || is_listed(host);
+	pfree(host);
+	return ok;
+}
+
+/*
  * Raise LG053 unless url may be requested.  what names its owner for the
  * message ("provider \"openai\"", "the budget webhook").
  */
@@ -84,7 +106,7 @@ lg_url_check(const char *url, const char *what)
 {
 	char *host;
 
-	if (pg_strncasecmp(url, "https://", 8) == 0)
+	if (lg_url_is_allowed(url))
 		return;
 	if (pg_strncasecmp(url, "http://", 7) != 0)
 		ereport(ERROR,
@@ -97,15 +119,14 @@ lg_url_check(const char *url, const char *what)
 		ereport(ERROR,
 				(errcode(ERRCODE_LG_URL_REFUSED),
 				 errmsg("the URL of %s has no host", what)));
-	if (!is_loopback(host) && !is_listed(host))
-		ereport(ERROR,
-				(errcode(ERRCODE_LG_URL_REFUSED),
-				 errmsg("plain http to \"%s\" is refused (%s)", host, what),
-				 errdetail("Over http the API key and the prompts would "
-						   "cross the network in clear."),
-				 errhint("Use https, or list the host in "
-						 "llm_gateway.allowed_http_hosts.")));
-	pfree(host);
+	/* an http URL whose host is neither loopback nor listed */
+	ereport(ERROR,
+			(errcode(ERRCODE_LG_URL_REFUSED),
+			 errmsg("plain http to \"%s\" is refused (%s)", host, what),
+			 errdetail("Over http the API key and the prompts would "
+					   "cross the network in clear."),
+			 errhint("Use https, or list the host in "
+					 "llm_gateway.allowed_http_hosts.")));
 }
 
 /*

@@ -41,6 +41,7 @@ OBJS = \
 	src/cache_read.o \
 	src/status.o \
 	src/ledger.o \
+	src/privacy.o \
 	src/result.o \
 	src/json_out.o \
 	src/guc_account.o \
@@ -72,7 +73,7 @@ SHLIB_LINK = -lcurl -lcrypto
 REGRESS = setup admin crypto validation complete provider_errors anthropic gemini \
 	spend routing cache \
 	pricing budgets \
-	permissions timeout analytics catalog_cache secrets bad_input
+	permissions timeout analytics catalog_cache secrets bad_input privacy
 REGRESS_OPTS = --temp-config=test/tmp/regress.conf --temp-instance=./tmp_check \
 	--no-locale --encoding=UTF8 \
 	--load-extension=plpgsql

@@ -170,6 +170,7 @@ extern int   lg_webhook_max_attempts;
 extern int   lg_webhook_retry_ms;
 extern int   lg_rate_alert_interval_s;
 extern int   lg_ledger_retention_months;
+extern int   lg_content_retention_days;
 extern int   lg_sweep_interval_s;
 
 extern void lg_define_account_settings(void);

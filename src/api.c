@@ -222,7 +222,9 @@ answer(LgCall           *call,
 	LgCacheHit    hit;
 	bool          use_cache;
 
-	use_cache = lg_cache_prepare(&key, call->req, plan, call->tenant);
+	/* under privacy "none" the cache would keep the answer's text */
+	use_cache = call->privacy != LG_PRIVACY_NONE &&
+				lg_cache_prepare(&key, call->req, plan, call->tenant);
 	if (use_cache && lg_cache_lookup(&key, &hit))
 	{
 		lg_account_cache_hit(call->account);
@@ -288,11 +290,13 @@ complete(text             *tenant_arg,
 	call.req = req;
 	call.tenant = tenant;
 	call.requested = plan->requested;
+	lg_privacy_prepare(&call, messages);
 	admit(&call, plan, limits, acct);
 
 	PG_TRY();
 	{
 		result = answer(&call, plan, start, want_result, final);
+		lg_privacy_store(&call, *final);
 	}
 	PG_CATCH();
 	{

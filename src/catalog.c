@@ -51,7 +51,8 @@ enum
 	TC_RATE_FAILED,
 	TC_DAY_START,
 	TC_DAY_END,
-	TC_HAS_BUDGETS
+	TC_HAS_BUDGETS,
+	TC_PRIVACY
 };
 
 static const char *const tenant_sql =
@@ -70,7 +71,8 @@ static const char *const tenant_sql =
 	"       d.s AT TIME ZONE t.timezone,"
 	"       (d.s + interval '1 day') AT TIME ZONE t.timezone,"
 	"       EXISTS (SELECT 1 FROM llm_gateway.budgets b"
-	"                WHERE b.tenant = t.tenant OR b.plan = t.plan)"
+	"                WHERE b.tenant = t.tenant OR b.plan = t.plan),"
+	"       t.privacy"
 	"  FROM llm_gateway.tenants t"
 	"  LEFT JOIN llm_gateway.plans p ON p.plan = t.plan"
 	"  LEFT JOIN llm_gateway.agents a ON a.tenant = t.tenant AND a.agent = $2"
@@ -193,6 +195,7 @@ read_tenant_row(const char   *tenant_id,
 	LgTenant       *tenant = &row->tenant;
 	LgLimitsSource *src = &row->src;
 	char           *scope;
+	char           *privacy;
 	MemoryContext   old;
 
 	args[0] = CStringGetTextDatum(tenant_id);
@@ -230,6 +233,9 @@ read_tenant_row(const char   *tenant_id,
 	tenant->cache_scope = strcmp(scope, "shared") == 0 ? LG_CACHE_SCOPE_SHARED
 						  : strcmp(scope, "off") == 0  ? LG_CACHE_SCOPE_OFF
 													   : LG_CACHE_SCOPE_TENANT;
+	privacy = lg_spi_text(0, TC_PRIVACY, cxt);
+	if (!lg_privacy_parse(privacy, strlen(privacy), &tenant->privacy))
+		tenant->privacy = LG_PRIVACY_HASH; /* the CHECK allows no other */
 
 	memset(src, 0, sizeof(*src));
 	src->tenant = tenant->tenant;

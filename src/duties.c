@@ -7,7 +7,9 @@
  *               row is counted once, none is read twice
  *   partitions  keep the ledger's monthly partitions ahead of time and drop
  *               those past llm_gateway.ledger_retention_months
- *               (llm_gateway.maintain_partitions); last in the pass
+ *               (llm_gateway.maintain_partitions), and the stored texts
+ *               past llm_gateway.content_retention_days or the ledger's
+ *               retention (llm_gateway.purge_content); last in the pass
  *   periods     close every budget period that ended, once, catching up
  *               over any number of missed boundaries, and clear expired
  *               suspensions (llm_gateway.close_periods)
@@ -41,6 +43,8 @@ static const char *const rollup_sql =
 	"SELECT llm_gateway.rollup($1, $2, $3, $4)";
 static const char *const partitions_sql =
 	"SELECT llm_gateway.maintain_partitions($1, $2)::text";
+static const char *const content_sql =
+	"SELECT llm_gateway.purge_content($1, $2, $3)";
 static const char *const periods_sql =
 	"SELECT llm_gateway.close_periods($1, $2)";
 static const char *const budgeted_sql =
@@ -53,6 +57,7 @@ static const char *const budgeted_sql =
 static SPIPlanPtr sequence_plan = NULL;
 static SPIPlanPtr rollup_plan = NULL;
 static SPIPlanPtr partitions_plan = NULL;
+static SPIPlanPtr content_plan = NULL;
 static SPIPlanPtr periods_plan = NULL;
 static SPIPlanPtr budgeted_plan = NULL;
 
@@ -152,6 +157,24 @@ duty_partitions(LgMaintenance *m, MemoryContext cxt)
 }
 
 static void
+duty_content(LgMaintenance *m)
+{
+	Oid   types[3] = {TIMESTAMPTZOID, INT4OID, INT4OID};
+	Datum args[3];
+	bool  isnull;
+
+	if (lg_content_retention_days == 0 && lg_ledger_retention_months == 0)
+		return;
+	args[0] = TimestampTzGetDatum(m->at);
+	args[1] = Int32GetDatum(lg_content_retention_days);
+	args[2] = Int32GetDatum(lg_ledger_retention_months);
+	(void)
+		run_scalar(lg_spi_prepare_once(&content_plan, content_sql, 3, types),
+				   args,
+				   &isnull);
+}
+
+static void
 run_partitions(LgMaintenance *m)
 {
 	MemoryContext cxt = CurrentMemoryContext;
@@ -161,6 +184,7 @@ run_partitions(LgMaintenance *m)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	duty_partitions(m, cxt);
+	duty_content(m);
 	SPI_finish();
 	lg_owner_scope_exit(&scope);
 }

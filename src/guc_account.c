@@ -18,6 +18,7 @@ int   lg_webhook_max_attempts = 6;
 int   lg_webhook_retry_ms = 30000;
 int   lg_rate_alert_interval_s = 600;
 int   lg_ledger_retention_months = 0;
+int   lg_content_retention_days = 0;
 int   lg_sweep_interval_s = 30;
 
 static void
@@ -145,6 +146,17 @@ lg_define_account_settings(void)
 			   0,
 			   0,
 			   1200,
+			   PGC_SUSET,
+			   0);
+	define_int("llm_gateway.content_retention_days",
+			   "Days to keep the prompts and answers of tenants whose "
+			   "privacy is \"text\".",
+			   "0 keeps them as long as their ledger rows.  The worker "
+			   "deletes older ones at each full pass.",
+			   &lg_content_retention_days,
+			   0,
+			   0,
+			   36500,
 			   PGC_SUSET,
 			   0);
 	define_int("llm_gateway.sweep_interval",

@@ -18,7 +18,7 @@
 #include "utils/array.h"
 #include "utils/lsyscache.h"
 
-#define NPARAMS 39
+#define NPARAMS 41
 
 static const char *const insert_sql =
 	"INSERT INTO llm_gateway.usage"
@@ -30,23 +30,24 @@ static const char *const insert_sql =
 	"  finish_reason, provider_request_id, metadata, written_by,"
 	"  requested_model, cached, was_fallback, fallback_reason, saved_tokens, "
 	"saved_usd, currency, exchange_rate, rate_source, cost_local,"
-	"  over_budget, downgraded_from)"
+	"  over_budget, downgraded_from, prompt_sha256, response_sha256)"
 	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
 	"$15,"
 	"  $16, $17, $18, $19, $20, $21, $22, $23::numeric / 1000000000000,"
 	"  round($24::numeric, 3), $25, $26, $27::jsonb, $28,"
 	"  $29, $30, $31, $32, $33, $34::numeric / 1000000000000,"
 	"  $35, $36::numeric, $37,"
-	"  round($23::numeric / 1000000000000 * $36::numeric, 12), $38, $39)"
+	"  round($23::numeric / 1000000000000 * $36::numeric, 12), $38, $39,"
+	"  $40, $41)"
 	" ON CONFLICT DO NOTHING"; /* each partition's unique id index */
 
 static const Oid param_types[NPARAMS] =
-	{INT8OID, TIMESTAMPTZOID, UUIDOID,   INT4OID, TEXTOID, TEXTOID, TEXTOID,
-	 TEXTOID, TEXTOID,        TEXTOID,   TEXTOID, TEXTOID, TEXTOID, INT4OID,
-	 TEXTOID, TEXTOID,        INT8OID,   INT8OID, INT8OID, INT8OID, INT8OID,
-	 BOOLOID, INT8OID,        FLOAT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-	 TEXTOID, BOOLOID,        BOOLOID,   TEXTOID, INT8OID, INT8OID, TEXTOID,
-	 TEXTOID, TEXTOID,        BOOLOID,   TEXTOID};
+	{INT8OID, TIMESTAMPTZOID, UUIDOID,   INT4OID, TEXTOID,  TEXTOID, TEXTOID,
+	 TEXTOID, TEXTOID,        TEXTOID,   TEXTOID, TEXTOID,  TEXTOID, INT4OID,
+	 TEXTOID, TEXTOID,        INT8OID,   INT8OID, INT8OID,  INT8OID, INT8OID,
+	 BOOLOID, INT8OID,        FLOAT8OID, TEXTOID, TEXTOID,  TEXTOID, TEXTOID,
+	 TEXTOID, BOOLOID,        BOOLOID,   TEXTOID, INT8OID,  INT8OID, TEXTOID,
+	 TEXTOID, TEXTOID,        BOOLOID,   TEXTOID, BYTEAOID, BYTEAOID};
 
 /*
  * Many rows in one statement (the worker's flush): the same parameters, as
@@ -62,18 +63,19 @@ static const char *const insert_many_sql =
 	"  finish_reason, provider_request_id, metadata, written_by,"
 	"  requested_model, cached, was_fallback, fallback_reason, saved_tokens, "
 	"saved_usd, currency, exchange_rate, rate_source, cost_local,"
-	"  over_budget, downgraded_from)"
+	"  over_budget, downgraded_from, prompt_sha256, response_sha256)"
 	" SELECT c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, "
 	"c15, c16, c17, c18, c19, c20, c21, c22, c23::numeric / 1000000000000,"
 	"  round(c24::numeric, 3), c25, c26, c27::jsonb, c28, c29, c30, c31, "
 	"c32, c33, c34::numeric / 1000000000000, c35, c36::numeric, c37,"
-	"  round(c23::numeric / 1000000000000 * c36::numeric, 12), c38, c39"
+	"  round(c23::numeric / 1000000000000 * c36::numeric, 12), c38, c39,"
+	"  c40, c41"
 	"  FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
 	"$14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, "
-	"$28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39)"
+	"$28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39, $40, $41)"
 	"       AS r(c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, "
 	"c15, c16, c17, c18, c19, c20, c21, c22, c23, c24, c25, c26, c27, c28, "
-	"c29, c30, c31, c32, c33, c34, c35, c36, c37, c38, c39)"
+	"c29, c30, c31, c32, c33, c34, c35, c36, c37, c38, c39, c40, c41)"
 	" ON CONFLICT DO NOTHING";
 
 static SPIPlanPtr insert_plan = NULL;
@@ -98,6 +100,23 @@ set_text(Datum *values, char *nulls, int i, const char *s)
 		nulls[i] = 'n';
 	else
 		values[i] = CStringGetTextDatum(s);
+}
+
+/* A digest as a bytea parameter, NULL when there is none. */
+static void
+set_digest(Datum *values, char *nulls, int i, bool has, const uint8 *digest)
+{
+	bytea *b;
+
+	if (!has)
+	{
+		nulls[i] = 'n';
+		return;
+	}
+	b = palloc(VARHDRSZ + 32);
+	SET_VARSIZE(b, VARHDRSZ + 32);
+	memcpy(VARDATA(b), digest, 32);
+	values[i] = PointerGetDatum(b);
 }
 
 static void
@@ -145,6 +164,8 @@ fill_params(const LgSpendEntry *e, bool by_caller, Datum *v, char *n)
 	set_text(v, n, 36, e->rate_source);
 	v[37] = BoolGetDatum(e->over_budget);
 	set_text(v, n, 38, e->downgraded_from);
+	set_digest(v, n, 39, e->has_prompt_sha256, e->prompt_sha256);
+	set_digest(v, n, 40, e->has_response_sha256, e->response_sha256);
 }
 
 void

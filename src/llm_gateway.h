@@ -89,6 +89,19 @@ typedef enum LgCacheMode
 	LG_CACHE_REFRESH
 } LgCacheMode;
 
+/*
+ * What the ledger keeps of a call's content (privacy.c), ordered from most
+ * to least: a call's own option may only move down the list.
+ */
+typedef enum LgPrivacy
+{
+	LG_PRIVACY_TEXT, /* the texts (usage_content) and their digests */
+	LG_PRIVACY_HASH, /* SHA-256 digests only */
+	LG_PRIVACY_NONE  /* nothing */
+} LgPrivacy;
+
+#define LG_PRIVACY_UNSET (-1)
+
 typedef struct LgOptions
 {
 	char       *temperature; /* numeric text exactly as given, or NULL */
@@ -103,6 +116,7 @@ typedef struct LgOptions
 	LgCacheMode cache;
 	int32       cache_ttl_s; /* -1 when absent */
 	int32       timeout_ms;  /* 0 when absent */
+	int         privacy;     /* LgPrivacy, or LG_PRIVACY_UNSET */
 	bool        fallback;
 	char       *idempotency_key;
 } LgOptions;
@@ -117,11 +131,12 @@ typedef struct LgRequest
 	LgOptions  opt;
 } LgRequest;
 
-extern void        lg_request_parse(LgRequest *req,
-									text      *tenant,
-									text      *model,
-									Jsonb     *messages,
-									Jsonb     *options);
+extern void lg_request_parse(LgRequest *req,
+							 text      *tenant,
+							 text      *model,
+							 Jsonb     *messages,
+							 Jsonb     *options);
+extern bool lg_privacy_parse(const char *s, int len, LgPrivacy *privacy);
 extern const char *lg_role_name(LgRole role);
 extern bool        lg_role_parse(const char *s, int len, LgRole *role);
 
@@ -213,6 +228,7 @@ typedef enum LgCacheScope
 typedef struct LgTenant
 {
 	LgCacheScope cache_scope;
+	LgPrivacy    privacy;
 	char        *tenant;
 	char        *currency;
 	char        *exchange_rate; /* units of currency per USD, numeric text */
@@ -379,6 +395,10 @@ typedef struct LgCall
 	const char       *requested;       /* model id or alias asked for */
 	const char       *downgraded_from; /* a budget sent the call elsewhere */
 	struct LgAccount *account;         /* NULL: no quota or budget applies */
+	LgPrivacy         privacy;         /* the tenant's, lowered by the call */
+	Jsonb            *messages;        /* as passed, for privacy "text" */
+	bool              has_prompt_sha256;
+	uint8             prompt_sha256[32];
 } LgCall;
 
 extern void lg_uuid_generate(pg_uuid_t *uuid);
@@ -416,6 +436,10 @@ typedef struct LgSpendEntry
 	bool        over_budget;
 	int64       saved_tokens;
 	int64       saved_picousd;
+	bool        has_prompt_sha256;
+	bool        has_response_sha256;
+	uint8       prompt_sha256[32];
+	uint8       response_sha256[32];
 	char        status[12];
 	char        error_code[6];
 	char        tenant[LG_LABEL_MAX];
@@ -466,6 +490,12 @@ extern void lg_spend_settle(LgSpendHandle   *h,
 							const LgAttempt *attempt,
 							LgSpendEntry    *entry);
 extern void lg_spend_inserted(const LgSpendHandle *h);
+
+/* ---- what the ledger keeps of the content (privacy.c) ---- */
+extern void lg_privacy_prepare(LgCall *call, Jsonb *messages);
+extern void
+lg_privacy_fill(LgSpendEntry *e, const LgCall *call, const LgAttempt *a);
+extern void lg_privacy_store(const LgCall *call, const LgAttempt *final);
 extern bool lg_spend_flush(LgSpendReport *report, int max_rows);
 extern void lg_spend_wait_for_writers(LgSpendReport *report);
 extern int  lg_spend_discard(Oid dboid);

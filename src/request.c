@@ -371,6 +371,38 @@ option_cache(const JsonbValue *v)
 	pg_unreachable();
 }
 
+/* The names of LgPrivacy (here, with the option that takes them). */
+static const char *const privacy_names[] = {"text", "hash", "none"};
+
+bool
+lg_privacy_parse(const char *s, int len, LgPrivacy *privacy)
+{
+	for (int i = 0; i < (int) lengthof(privacy_names); i++)
+		if ((int) strlen(privacy_names[i]) == len &&
+			strncmp(privacy_names[i], s, len) == 0)
+		{
+			*privacy = (LgPrivacy) i;
+			return true;
+		}
+	return false;
+}
+
+static LgPrivacy
+option_privacy(const JsonbValue *v)
+{
+	LgPrivacy privacy;
+
+	if (v->type != jbvString ||
+		!lg_privacy_parse(v->val.string.val, v->val.string.len, &privacy))
+		ereport(ERROR,
+				(errcode(ERRCODE_LG_INVALID_OPTIONS),
+				 errmsg("option \"privacy\" must be \"text\", \"hash\" or "
+						"\"none\""),
+				 errdetail("A call may keep less of its content than its "
+						   "tenant's setting, never more.")));
+	return privacy;
+}
+
 static void
 option_field(const char *key, JsonbValue *v, void *arg)
 {
@@ -420,14 +452,17 @@ option_field(const char *key, JsonbValue *v, void *arg)
 	}
 	else if (strcmp(key, "idempotency_key") == 0)
 		o->idempotency_key = option_label(key, v);
+	else if (strcmp(key, "privacy") == 0)
+		o->privacy = option_privacy(v);
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_LG_INVALID_OPTIONS),
 				 errmsg("unknown option \"%s\"", clipped(key, strlen(key))),
-				 errhint("Options are temperature, max_tokens, top_p, stop, "
-						 "agent, channel, session_id, "
-						 "conversation_id, metadata, cache, cache_ttl_s, "
-						 "timeout_ms, fallback and idempotency_key.")));
+				 errhint(
+					 "Options are temperature, max_tokens, top_p, stop, "
+					 "agent, channel, session_id, "
+					 "conversation_id, metadata, cache, cache_ttl_s, "
+					 "timeout_ms, fallback, idempotency_key and privacy.")));
 }
 
 static void
@@ -436,6 +471,7 @@ parse_options(LgOptions *o, Jsonb *options)
 	memset(o, 0, sizeof(*o));
 	o->cache = LG_CACHE_DEFAULT;
 	o->cache_ttl_s = -1;
+	o->privacy = LG_PRIVACY_UNSET;
 	o->fallback = true;
 	if (options == NULL)
 		return;

@@ -154,6 +154,7 @@ fill_common(LgSpendEntry       *e,
 			  sizeof(e->rate_source),
 			  call->tenant->rate_source);
 	e->over_budget = call->account != NULL && call->account->over_budget;
+	lg_privacy_fill(e, call, NULL);
 	if (o->metadata)
 		copy_text(e->metadata,
 				  sizeof(e->metadata),
@@ -537,6 +538,7 @@ lg_spend_settle(LgSpendHandle   *h,
 
 	fill_common(entry, call, attempt->dep, attempt->number);
 	fill_outcome(entry, attempt);
+	lg_privacy_fill(entry, call, attempt);
 	entry->usage_id = h->usage_id;
 
 	LWLockAcquire(lg_shared->lock, LW_EXCLUSIVE);

@@ -476,7 +476,7 @@ DECLARE
     c jsonb := llm_gateway.config_check(config,
         ARRAY['name', 'plan', 'active', 'allowed_models', 'default_model', 'rpm', 'tpm',
               'rpd', 'tpd', 'max_concurrency', 'currency', 'timezone', 'members', 'metadata',
-              'cache_scope', 'suspended'],
+              'cache_scope', 'privacy', 'suspended'],
         'tenant');
     t_id text := llm_tenant_set.tenant;
     t llm_gateway.tenants;
@@ -496,6 +496,7 @@ BEGIN
         t.currency := 'USD';
         t.timezone := 'UTC';
         t.cache_scope := 'tenant';
+        t.privacy := 'hash';
         t.metadata := '{}';
         t.created_at := now();
     END IF;
@@ -555,6 +556,14 @@ BEGIN
                 '"shared" lets tenants with that scope answer each other''s identical requests from the cache.');
         END IF;
     END IF;
+    IF c ? 'privacy' THEN
+        t.privacy := coalesce(llm_gateway.config_text(c, 'privacy', 'tenant', 10), 'hash');
+        IF t.privacy NOT IN ('text', 'hash', 'none') THEN
+            PERFORM llm_gateway.config_error('tenant',
+                '"privacy" must be "text", "hash" or "none"',
+                'What the ledger keeps of each call: the prompt and answer texts, only their SHA-256, or nothing.');
+        END IF;
+    END IF;
     IF c ? 'metadata' THEN
         IF jsonb_typeof(c -> 'metadata') NOT IN ('object', 'null') THEN
             PERFORM llm_gateway.config_error('tenant', '"metadata" must be a JSON object');
@@ -593,7 +602,7 @@ BEGIN
            rpm = EXCLUDED.rpm, tpm = EXCLUDED.tpm, rpd = EXCLUDED.rpd, tpd = EXCLUDED.tpd,
            max_concurrency = EXCLUDED.max_concurrency, currency = EXCLUDED.currency,
            timezone = EXCLUDED.timezone, timezone_since = EXCLUDED.timezone_since,
-           cache_scope = EXCLUDED.cache_scope,
+           cache_scope = EXCLUDED.cache_scope, privacy = EXCLUDED.privacy,
            metadata = EXCLUDED.metadata, suspended_until = EXCLUDED.suspended_until,
            suspended_reason = EXCLUDED.suspended_reason,
            suspension_lifted_at = EXCLUDED.suspension_lifted_at,

@@ -32,7 +32,8 @@ BEGIN
         'llm_budget_set(text, numeric, text, text, jsonb)', 'llm_budget_delete(bigint)',
         'llm_plan_set(text, jsonb)', 'llm_plan_delete(text)',
         'llm_agent_set(text, text, jsonb)', 'llm_agent_delete(text, text)',
-        'llm_exchange_rate_set(text, numeric)'] LOOP
+        'llm_exchange_rate_set(text, numeric)',
+        'llm_content_erase(text, timestamptz)'] LOOP
         EXECUTE format('REVOKE ALL ON FUNCTION @extschema@.%s FROM PUBLIC', f);
         EXECUTE format('GRANT EXECUTE ON FUNCTION @extschema@.%s TO llm_gateway_admin', f);
     END LOOP;

@@ -6,7 +6,7 @@
 -- A role acts for a tenant if it is a member (tenant_members, through role
 -- membership too, or "public") or an administrator.  Members read their own
 -- tenants' rows of the tenant-facing tables, and nothing else: row-level
--- security filters usage, its rollups, budgets, budget periods, alerts,
+-- security filters usage, the stored texts, its rollups, budgets, budget periods, alerts,
 -- agents and tenants (and the dashboard views, which read with the
 -- reader's rights), and the columns that may hold secrets (webhook URLs)
 -- are not granted at all.
@@ -27,7 +27,7 @@ DO $$
 DECLARE
     t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['usage', 'budgets', 'alerts', 'agents', 'tenants',
+    FOREACH t IN ARRAY ARRAY['usage', 'usage_content', 'budgets', 'alerts', 'agents', 'tenants',
                              'usage_hourly', 'usage_daily', 'budget_periods'] LOOP
         EXECUTE format('ALTER TABLE llm_gateway.%I ENABLE ROW LEVEL SECURITY', t);
         -- the InitPlan evaluates member_tenants() once per query, not per row
@@ -40,7 +40,7 @@ END
 $$;
 
 GRANT USAGE ON SCHEMA llm_gateway TO PUBLIC;
-GRANT SELECT ON llm_gateway.usage, llm_gateway.agents, llm_gateway.usage_hourly,
+GRANT SELECT ON llm_gateway.usage, llm_gateway.usage_content, llm_gateway.agents, llm_gateway.usage_hourly,
                 llm_gateway.usage_daily, llm_gateway.budget_periods, llm_gateway.rollup_state,
                 llm_gateway.rollup_holes
     TO PUBLIC;
@@ -51,7 +51,7 @@ GRANT SELECT ON llm_gateway.usage_by_tenant, llm_gateway.cost_by_provider,
                 llm_gateway.recent_alerts
     TO PUBLIC;
 GRANT SELECT (tenant, name, plan, active, allowed_models, default_model, rpm, tpm, rpd, tpd,
-              max_concurrency, currency, timezone, timezone_since, cache_scope, metadata,
+              max_concurrency, currency, timezone, timezone_since, cache_scope, privacy, metadata,
               suspended_until,
               suspended_reason, created_at, updated_at)
     ON llm_gateway.tenants TO PUBLIC;

@@ -79,6 +79,8 @@ run_validator() {
         echo "CREATE FUNCTION fuzz_validator(text[]) RETURNS int AS '$V/fuzz_validator.so' LANGUAGE C STRICT;"
         echo "SELECT fuzz_validator(ARRAY[$args]);"
     } > "$V/run.sql"
+    # a single-user backend exits 0 even when the module fails to load:
+    # the caller also looks for libFuzzer's report
     "${RUN_AS[@]}" "$PG_BINDIR/postgres" --single -D "$V/data" postgres < "$V/run.sql"
 }
 
@@ -103,7 +105,8 @@ for t in openai_reply anthropic_reply gemini_reply cache_key validator; do
                 -dict="$V/validator.dict" -artifact_prefix="$V/crashes/validator-" \
                 "$V/work" "$V/seeds"
         fi
-        if ! run_validator "$@" >"$OUT/$t.log" 2>&1; then
+        # it must also have run: libFuzzer's "Done N runs" is the proof
+        if ! run_validator "$@" >"$OUT/$t.log" 2>&1 || ! grep -qE '^Done [0-9]+ runs' "$OUT/$t.log"; then
             tail -40 "$OUT/$t.log"
             failed=$((failed + 1))
             mkdir -p "$ROOT/test/fuzz/crashes" && cp "$V"/crashes/* "$ROOT/test/fuzz/crashes/" 2>/dev/null || true

@@ -679,7 +679,6 @@ typedef struct LgMaintenance
 } LgMaintenance;
 
 extern void   lg_worker_register(void);
-extern bool   lg_extension_installed(void);
 extern void   lg_maintenance_run(LgMaintenance *m, bool wait_for_writers);
 extern Jsonb *lg_maintenance_jsonb(const LgMaintenance *m);
 

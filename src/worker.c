@@ -15,8 +15,10 @@
  * database waits any more (or DRAIN_LIMIT_MS passes), then exits.
  *
  * Where the extension is not installed the worker does nothing, and it
- * never waits for a lock on the ledger: if DROP EXTENSION (or anything
- * else) holds it, the pass is skipped, so the worker never blocks DDL.
+ * never waits for a lock: if DROP EXTENSION holds the extension, or
+ * anything holds the ledger, the pass is skipped.  A pass that has begun
+ * holds a share lock on the extension, so a DROP EXTENSION waits at most
+ * for the end of that pass (pin_extension).
  *
  * Spend waiting for another database is written by a short-lived flusher
  * worker started for that database (at most LG_MAX_FLUSHERS at a time).
@@ -25,6 +27,7 @@
 #include "shmem.h"
 
 #include "catalog/namespace.h"
+#include "catalog/pg_extension.h"
 #include "commands/extension.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -34,6 +37,7 @@
 #include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -71,10 +75,37 @@ lg_worker_register(void)
 	RegisterBackgroundWorker(&w);
 }
 
-bool
-lg_extension_installed(void)
+/* The extension in the worker's database, for one transaction. */
+typedef enum ExtensionState
 {
-	return OidIsValid(get_extension_oid("llm_gateway", true));
+	EXTENSION_ABSENT, /* not installed */
+	EXTENSION_BUSY,   /* being dropped or altered: skip this time */
+	EXTENSION_PINNED  /* installed, and stays so until the transaction ends */
+} ExtensionState;
+
+/*
+ * A share lock on the extension keeps DROP EXTENSION from removing tables
+ * under a pass that has begun (it waits for the end of that transaction
+ * instead); a DROP already under way holds the lock, and the pass is
+ * skipped rather than wait for it.  Without the lock a pass that looked
+ * the extension up just before a DROP committed failed on its tables.
+ */
+static ExtensionState
+pin_extension(void)
+{
+	Oid ext = get_extension_oid("llm_gateway", true);
+
+	if (!OidIsValid(ext))
+		return EXTENSION_ABSENT;
+	if (!ConditionalLockDatabaseObject(ExtensionRelationId,
+									   ext,
+									   0,
+									   AccessShareLock))
+		return EXTENSION_BUSY;
+	/* dropped between the look-up and the lock? */
+	AcceptInvalidationMessages();
+	return get_extension_oid("llm_gateway", true) == ext ? EXTENSION_PINNED
+														 : EXTENSION_ABSENT;
 }
 
 /* Lock the ledger for writing, or say it is busy (DROP EXTENSION, say). */
@@ -165,7 +196,8 @@ start_flushers(void)
 static bool
 run_pass(bool full, bool main_worker)
 {
-	LgMaintenance m;
+	LgMaintenance  m;
+	ExtensionState extension;
 
 	memset(&m, 0, sizeof(m));
 	SetCurrentStatementStartTimestamp();
@@ -178,7 +210,8 @@ run_pass(bool full, bool main_worker)
 								: "llm_gateway: writing spend");
 	m.at = GetCurrentTimestamp();
 	m.full = full;
-	if (!lg_extension_installed())
+	extension = pin_extension();
+	if (extension == EXTENSION_ABSENT)
 	{
 		int n = lg_spend_discard(MyDatabaseId);
 
@@ -190,7 +223,7 @@ run_pass(bool full, bool main_worker)
 							"installed in this database",
 							n)));
 	}
-	else if (ledger_lockable())
+	else if (extension == EXTENSION_PINNED && ledger_lockable())
 	{
 		lg_maintenance_run(&m, false);
 		if (m.rates < 0)
@@ -224,7 +257,7 @@ in_transaction(int (*work)(LgWebhookJob *, int, MemoryContext),
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
-	if (lg_extension_installed())
+	if (pin_extension() == EXTENSION_PINNED)
 		n = work(jobs, n, cxt);
 	else
 		n = 0;

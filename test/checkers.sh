@@ -31,6 +31,7 @@ CHECK_ENV=()        # prefix for the commands that start servers
 CHECK_CFLAGS=       # extra compiler and linker flags of the mode
 CHECK_LDFLAGS=
 EXTRA_REGRESS=
+CHECK_TAP_MAKE=()   # make variables of the TAP run in the mode
 if [ -n "$SANITIZE" ]; then
     CHECK_CFLAGS="-fsanitize=undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g"
     CHECK_LDFLAGS="-fsanitize=undefined"
@@ -51,6 +52,7 @@ lg_checkers_setup() {
         command -v valgrind >/dev/null || return 1
         lg_valgrind_bindir "$dir/vgbin" "$dir" || return 1
         EXTRA_REGRESS="--bindir=$dir/vgbin"
+        CHECK_TAP_MAKE=(bindir="$dir/vgbin")
     fi
 }
 
@@ -61,7 +63,13 @@ lg_valgrind_bindir() {
     mkdir -p "$bin"
     cp "$LG_ROOT/test/valgrind.supp" "$logs/"
     for f in "$PG_BINDIR"/*; do
-        [ "$(basename "$f")" = postgres ] || ln -sf "$f" "$bin/"
+        case $(basename "$f") in
+            postgres) ;;
+            # pg_ctl starts the postgres of its own directory, after
+            # resolving symbolic links: a copy finds the script below
+            pg_ctl) cp "$f" "$bin/" ;;
+            *) ln -sf "$f" "$bin/" ;;
+        esac
     done
     cat > "$bin/postgres" <<SH
 #!/bin/sh

@@ -90,6 +90,7 @@ fi
 if [ "${TEST_TAP:-}" != none ]; then
     say "TAP"
     "${RUN_AS[@]}" "${CHECK_ENV[@]}" make -C "$WORK" -s tap-installcheck PG_CONFIG="$PG_CONFIG" \
+        "${CHECK_TAP_MAKE[@]}" \
         PROVE_FLAGS="-I test/t -v" "${tap_make[@]}" 2>&1 | tee "$WORK/test/tmp/tap.log"
     tap_rc=${PIPESTATUS[0]}
 fi

@@ -19,9 +19,10 @@
 # (test/valgrind.supp); any other report with a frame in the extension's
 # code counts as a failure, the rest are counted apart (Debian's server is
 # not annotated for valgrind, so palloc'd memory is only checked where it
-# meets malloc'd memory, libcurl and OpenSSL).  The TAP suite
-# runs without valgrind (it starts a dozen clusters; under valgrind each
-# would take minutes).
+# meets malloc'd memory, libcurl and OpenSSL).  TAP clusters run under it
+# too (pg_ctl is copied into the bin directory): five chosen scripts by
+# default (run-tests.sh; VALGRIND_TAP picks others), since all of them take
+# an hour and the load scripts' timing cannot hold.
 
 SANITIZE=${SANITIZE:-0}
 VALGRIND=${VALGRIND:-0}
